@@ -1,0 +1,76 @@
+"""Render engines and how a name (``auto``, ``sd``, ``tiny``, ``backdrop``) becomes one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backdrop import BackdropEngine
+from .base import Engine, EngineUnavailableError, ProgressCallback, RenderCancelled
+from .diffusion import (
+    DEFAULT_CONTROLNET_ID,
+    DEFAULT_LCM_LORA_ID,
+    DEFAULT_MODEL_ID,
+    SCHEDULERS,
+    DiffusionEngine,
+    hub_reachable,
+    weights_available_locally,
+)
+from .tiny import ensure_tiny_model
+
+ENGINE_NAMES = ("auto", "sd", "tiny", "backdrop")
+
+__all__ = [
+    "ENGINE_NAMES", "SCHEDULERS", "DEFAULT_MODEL_ID", "DEFAULT_CONTROLNET_ID",
+    "DEFAULT_LCM_LORA_ID", "BackdropEngine", "DiffusionEngine", "Engine",
+    "EngineUnavailableError", "ProgressCallback", "RenderCancelled", "load_engine",
+    "ensure_tiny_model",
+]
+
+
+def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
+                controlnet: bool = False, controlnet_id: str = DEFAULT_CONTROLNET_ID,
+                lcm: bool = False, lcm_lora_id: str = DEFAULT_LCM_LORA_ID,
+                scheduler: str | None = None, device: str | None = None,
+                cache_dir: Path | None = None) -> tuple[Engine, str | None]:
+    """Return (engine, notice). ``notice`` is a one-line message when ``auto`` had to
+    fall back to ``backdrop``; otherwise None.
+
+    ``auto`` uses ``sd`` when its weights are in the local cache (or a local folder) or
+    the hub answers; otherwise ``backdrop``. It never hangs: the hub is asked with a
+    short timeout, and nothing heavy is imported unless weights exist.
+    """
+    if name not in ENGINE_NAMES:
+        raise ValueError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINE_NAMES)}")
+    if name == "backdrop":
+        return BackdropEngine(), None
+    if name == "tiny":
+        paths = ensure_tiny_model(cache_dir)
+        engine = DiffusionEngine(
+            paths.pipeline, name="tiny", default_steps=4, scheduler=scheduler, device=device,
+            controlnet_id=paths.controlnet if controlnet else None,
+            lcm_lora_id=paths.lcm_lora if lcm else None,
+        )
+        return engine, None
+
+    options = dict(
+        controlnet_id=controlnet_id if controlnet else None,
+        lcm_lora_id=lcm_lora_id if lcm else None,
+        scheduler=scheduler, device=device,
+    )
+    if name == "sd":
+        return DiffusionEngine(model_id, **options), None
+
+    if weights_available_locally(model_id):
+        try:
+            return DiffusionEngine(model_id, local_files_only=True, **options), None
+        except EngineUnavailableError as exc:
+            return BackdropEngine(), f"auto: {exc}; using the backdrop engine"
+    reachable, reason = hub_reachable(model_id)
+    if not reachable:
+        return BackdropEngine(), (
+            f"auto: no local weights for {model_id!r} and {reason}; using the backdrop engine"
+        )
+    try:
+        return DiffusionEngine(model_id, **options), None
+    except EngineUnavailableError as exc:
+        return BackdropEngine(), f"auto: {exc}; using the backdrop engine"

@@ -1,0 +1,174 @@
+"""The ``studio`` command line (also ``python -m studio``).
+
+Each command is a thin face over ``studio`` functions. Bad input ends with exit code 2
+and a one-line ``error:`` message; an engine that cannot run ends with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from pipelines import InputError, format_names
+from pipelines.compositing import MODES
+from pipelines.engines import (
+    DEFAULT_CONTROLNET_ID,
+    DEFAULT_LCM_LORA_ID,
+    DEFAULT_MODEL_ID,
+    ENGINE_NAMES,
+    SCHEDULERS,
+    EngineUnavailableError,
+    RenderCancelled,
+)
+
+from .render import DEFAULT_NEGATIVE_PROMPT
+
+app = typer.Typer(
+    name="studio",
+    help="Creative Studio: personalised ad creatives with the product kept pixel-fixed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"creative-studio {version('creative-studio')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Creative Studio: personalised ad creatives with the product kept pixel-fixed."""
+
+
+@contextmanager
+def _cli_errors() -> Iterator[None]:
+    """Turn the library's errors into one line on stderr and an exit code."""
+    try:
+        yield
+    except (InputError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except EngineUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except RenderCancelled as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(130) from None
+
+
+def _choice(value: str, allowed, what: str) -> str:
+    if value not in allowed:
+        raise InputError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+    return value
+
+
+@app.command()
+def render(
+    product: Path = typer.Argument(..., help="Product photo (PNG, JPEG or WebP). Transparency "
+                                   "is the product mask; without it see --mask."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="What the scene around the product "
+                               "should look like."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for <id>.png, <id>.json (manifest) "
+                             "and <id>.mask.png."),
+    mask: Optional[Path] = typer.Option(None, help="Mask file, white = product. Default: the "
+                                        "image's alpha, else an automatic mask."),
+    mode: str = typer.Option("inpaint", help="inpaint: new background around the product; "
+                             "outpaint: keep the whole photo, fill the new canvas area."),
+    format: str = typer.Option("1:1", "--format", "-f", help="Ad format: "
+                               f"{', '.join(format_names())} (keep = the input canvas as is)."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side (768) or exact WxH, "
+                                       "multiples of 8. Default long side 512."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto (sd when weights load, "
+                               "else backdrop), sd, tiny (test model), backdrop (no weights)."),
+    seed: int = typer.Option(0, help="Seed of the first image; image i uses seed + i."),
+    n: int = typer.Option(1, "--n", "-n", help="Images per prompt, rendered in one batched call."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps (default: 30, 6 with --lcm, "
+                                        "4 for tiny)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance (default 7.5, "
+                                             "1.5 with --lcm)."),
+    negative_prompt: str = typer.Option(DEFAULT_NEGATIVE_PROMPT, help="What to avoid."),
+    scheduler: Optional[str] = typer.Option(None, help=f"One of: {', '.join(SCHEDULERS)}."),
+    controlnet: bool = typer.Option(False, "--controlnet", help="Hold the product's contours "
+                                    "with a Canny ControlNet."),
+    lcm: bool = typer.Option(False, "--lcm", help="LCM-LoRA for 4-8 steps (usable on a CPU)."),
+    model: str = typer.Option(DEFAULT_MODEL_ID, help="Inpainting model id or local folder (sd)."),
+    controlnet_model: str = typer.Option(DEFAULT_CONTROLNET_ID, help="Canny ControlNet id/folder."),
+    lcm_lora: str = typer.Option(DEFAULT_LCM_LORA_ID, help="LCM-LoRA id or folder."),
+    device: Optional[str] = typer.Option(None, help="cuda, mps or cpu (default: best available)."),
+    area: float = typer.Option(0.3, help="Fraction of the canvas the product's box covers."),
+    anchor: str = typer.Option("center", help="center, bottom, top, left or right."),
+    feather: Optional[int] = typer.Option(None, help="Soft edge outside the product, pixels."),
+    max_expansion: Optional[float] = typer.Option(None, help="Reject and re-seed a creative "
+                                                  "whose object expansion exceeds this fraction "
+                                                  "of the product area."),
+    max_attempts: int = typer.Option(3, help="Renders per creative when re-seeding."),
+    watermark: bool = typer.Option(True, "--watermark/--no-watermark",
+                                   help="Invisible provenance watermark outside the product."),
+) -> None:
+    """Render creatives of one product for one prompt."""
+    from pipelines import load_product
+    from pipelines.engines import load_engine
+
+    from .progress import step_progress
+    from .render import RenderOptions, prepare, publish
+    from .render import render as render_creatives
+
+    with _cli_errors():
+        _choice(mode, MODES, "mode")
+        _choice(format, format_names(), "format")
+        _choice(engine, ENGINE_NAMES, "engine")
+        if scheduler is not None:
+            _choice(scheduler, SCHEDULERS, "scheduler")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {str(out)!r} exists and is not a folder")
+        options = RenderOptions(
+            prompt=prompt, negative_prompt=negative_prompt, mode=mode, format=format,
+            size=size, area=area, anchor=anchor, seed=seed, n=n, steps=steps,
+            guidance=guidance, feather=feather, max_expansion=max_expansion,
+            max_attempts=max_attempts, watermark=watermark,
+        )
+        item = load_product(product, mask=mask)
+        placed = prepare(item, options)  # bad input fails here, before the engine loads
+        chosen, notice = load_engine(engine, model_id=model, controlnet=controlnet,
+                                     controlnet_id=controlnet_model, lcm=lcm,
+                                     lcm_lora_id=lcm_lora, scheduler=scheduler, device=device)
+        if notice:
+            typer.echo(notice, err=True)
+        with step_progress(f"render ({chosen.name})") as callback:
+            creatives = render_creatives(placed, options, chosen, callback=callback)
+        for creative in creatives:
+            path = out / publish(creative, placed, item, options, chosen, out)["image"]
+            flag = "" if creative.passed else "  (over --max-expansion after all attempts)"
+            typer.echo(f"{path}  seed={creative.seed} expansion={creative.scores['expansion']:.3f}"
+                       f"{flag}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where to write the results."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, backdrop or tiny."),
+    formats: str = typer.Option("1:1,4:5,9:16,1.91:1", help="Comma-separated ad formats."),
+    seed: int = typer.Option(0, help="Seed for every render."),
+) -> None:
+    """Render every bundled sample product for the built-in prompts in every format."""
+    from .demo import run_demo
+
+    with _cli_errors():
+        _choice(engine, ENGINE_NAMES, "engine")
+        wanted = [f.strip() for f in formats.split(",") if f.strip()]
+        for fmt in wanted:
+            _choice(fmt, format_names()[1:], "format")
+        summary = run_demo(out, engine=engine, formats=wanted, seed=seed, echo=typer.echo)
+    typer.echo(json.dumps(summary))

@@ -1,0 +1,174 @@
+"""Render creatives of a product and publish them with their provenance.
+
+This is the one render path every face uses (CLI, demo, batch, UI): load and validate
+the product, place it for the ad format, render with an engine, then publish each
+creative as ``<id>.png`` + ``<id>.mask.png`` + ``<id>.json`` (its manifest), written
+atomically, the manifest last. ``<id>`` is derived from the image bytes, so the same
+render published twice is the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipelines import (
+    Creative,
+    CreativeRenderer,
+    InputError,
+    PlacedProduct,
+    Product,
+    keep_weights,
+    place,
+)
+from pipelines.engines import Engine, ProgressCallback
+from pipelines.watermark import embed_watermark, watermark_payload
+
+from .files import atomic_files
+
+MANIFEST_VERSION = 1
+DEFAULT_NEGATIVE_PROMPT = (
+    "blurry, low quality, distorted, deformed, duplicate product, extra objects, "
+    "text, letters, watermark, logo"
+)
+_VERSIONED = ("creative-studio", "torch", "diffusers", "transformers", "numpy", "pillow",
+              "opencv-python", "invisible-watermark")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything that decides how a product is rendered, besides the engine."""
+
+    prompt: str
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    mode: str = "inpaint"
+    format: str = "1:1"
+    size: str | None = None
+    area: float = 0.3
+    anchor: str = "center"
+    seed: int = 0
+    n: int = 1
+    steps: int | None = None
+    guidance: float | None = None
+    feather: int | None = None
+    max_expansion: float | None = None
+    max_attempts: int = 3
+    watermark: bool = True
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.n)]
+
+
+def prepare(product: Product, options: RenderOptions) -> PlacedProduct:
+    """Place the product and check that the options leave something to generate.
+
+    Fast (milliseconds): faces call it before loading an engine, so that bad input
+    fails at once.
+    """
+    if not options.prompt.strip():
+        raise InputError("prompt is empty")
+    if options.n < 1:
+        raise InputError(f"n must be at least 1, got {options.n}")
+    placed = place(product, options.format, size=options.size, area=options.area,
+                   anchor=options.anchor)
+    keep_weights(placed, options.mode, feather=options.feather)
+    return placed
+
+
+def render(placed: PlacedProduct, options: RenderOptions, engine: Engine, *,
+           callback: ProgressCallback | None = None) -> list[Creative]:
+    """Render ``options.n`` creatives of a placed product in one batched engine call."""
+    renderer = CreativeRenderer(engine, mode=options.mode, feather=options.feather,
+                                max_expansion=options.max_expansion,
+                                max_attempts=options.max_attempts)
+    return renderer(placed, options.prompt, seeds=options.seeds,
+                    negative_prompt=options.negative_prompt, steps=options.steps,
+                    guidance=options.guidance, callback=callback)
+
+
+def publish(creative: Creative, placed: PlacedProduct, product: Product,
+            options: RenderOptions, engine: Engine, out_dir: Path) -> dict:
+    """Watermark (when asked and reliable) and write one creative into ``out_dir``.
+
+    Returns its manifest; the image is ``out_dir / manifest["image"]``.
+    """
+    started = time.perf_counter()
+    image = creative.image
+    if options.watermark:
+        payload = watermark_payload(product.sha256, options.prompt, creative.seed, engine.name)
+        image, watermark = embed_watermark(image, payload, creative.kept)
+    else:
+        watermark = {"status": "skipped", "reason": "disabled (--no-watermark)"}
+    png = _png_bytes(image)
+    creative_id = hashlib.sha256(png).hexdigest()[:20]
+    mask_png = _png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))
+    manifest = _manifest(creative_id, creative, placed, product, options, engine, watermark)
+    manifest["timings"]["publish_s"] = round(time.perf_counter() - started, 4)
+    with atomic_files(Path(out_dir)) as files:
+        files[f"{creative_id}.png"] = png
+        files[f"{creative_id}.mask.png"] = mask_png
+        files[f"{creative_id}.json"] = json.dumps(manifest, indent=2).encode() + b"\n"
+    return manifest
+
+
+def _manifest(creative_id: str, creative: Creative, placed: PlacedProduct, product: Product,
+              options: RenderOptions, engine: Engine, watermark: dict) -> dict:
+    engine_info = engine.describe()
+    uses_steps = engine.name != "backdrop"
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "id": creative_id,
+        "image": f"{creative_id}.png",
+        "mask": f"{creative_id}.mask.png",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **engine_info,
+        "prompt": options.prompt,
+        "negative_prompt": options.negative_prompt,
+        "seed": creative.seed,
+        "requested_seed": creative.requested_seed,
+        "steps": (options.steps or engine.default_steps) if uses_steps else None,
+        "guidance": (engine.default_guidance if options.guidance is None
+                     else options.guidance) if uses_steps else None,
+        "mode": options.mode,
+        "format": placed.format,
+        "size": list(placed.size),
+        "placement": {"box": list(placed.box), "scale": round(placed.scale, 6),
+                      "area": options.area if placed.format != "keep" else None,
+                      "anchor": options.anchor if placed.format != "keep" else None},
+        "product": {"name": product.name, "sha256": product.sha256,
+                    "mask_source": product.mask_source},
+        "scores": creative.scores,
+        "checks": {"max_expansion": options.max_expansion, "passed": creative.passed,
+                   "attempts": creative.attempts},
+        "watermark": watermark,
+        "timings": {"render_s": round(creative.seconds, 4)},
+        "versions": library_versions(),
+        "options": asdict(options),
+    }
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
