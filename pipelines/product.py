@@ -77,8 +77,9 @@ def read_image(source: str | Path | bytes, *, what: str = "image",
         image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError):
         raise InputError(f"{label} is not a readable PNG, JPEG or WebP image") from None
-    except Image.DecompressionBombError:
-        raise InputError(f"{label} is too large to decode safely") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{label} is over the {max_pixels / 1e6:.0f} MP limit "
+                         f"(decompression-bomb guard): {exc}") from None
     if image.format not in SUPPORTED_FORMATS:
         raise InputError(f"{label} is {image.format}; use PNG, JPEG or WebP")
     width, height = image.size

@@ -19,12 +19,15 @@ def atomic_files(folder: Path) -> Iterator[dict[str, bytes]]:
 
     Files are written to temporary names first and renamed in insertion order only
     after every one of them was written, so put the file that marks completeness (a
-    manifest) last. If anything fails, no temporary file is left behind.
+    manifest) last. If anything fails, no temporary file is left behind, and files of
+    this group that were already renamed into place (and did not exist before) are
+    removed again.
     """
     files: dict[str, bytes] = {}
     yield files
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, str]] = []
+    published: list[Path] = []
     try:
         for name, data in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
@@ -34,7 +37,15 @@ def atomic_files(folder: Path) -> Iterator[dict[str, bytes]]:
                 handle.flush()
                 os.fsync(handle.fileno())
         for tmp, name in staged:
-            os.replace(tmp, folder / name)
+            target = folder / name
+            existed = target.exists()
+            os.replace(tmp, target)
+            if not existed:
+                published.append(target)
+    except BaseException:
+        for target in published:
+            target.unlink(missing_ok=True)
+        raise
     finally:
         for tmp, _ in staged:
             if os.path.exists(tmp):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Bump when the architecture below changes, so stale caches are rebuilt.
-TINY_VERSION = "tiny-sd-inpaint-v1"
+TINY_VERSION = "tiny-sd-inpaint-v2"
 
 _CROSS_DIM = 32
 _UNET_BLOCKS = dict(
@@ -145,6 +145,11 @@ def _build(folder: Path) -> None:
         conditioning_embedding_out_channels=(8, 8, 16, 16),
         **{k: v for k, v in _UNET_BLOCKS.items() if k not in ("up_block_types", "sample_size")},
     )
+    # A fresh ControlNet's output convolutions are zero (so it changes nothing); give
+    # them random weights so that the control image really steers the tiny model.
+    with torch.no_grad():
+        for conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+            conv.weight.normal_(0.0, 0.2)
     controlnet.save_pretrained(folder / "controlnet")
 
     # A random LoRA in diffusers' format stands in for LCM-LoRA (non-zero B so it

@@ -1,0 +1,103 @@
+"""Shared test set-up: offline, one torch thread, the tiny model built once per run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Before anything imports huggingface_hub (it reads these at import time).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Models and hub caches of this run live in a temporary folder."""
+    root = tmp_path_factory.mktemp("cache")
+    os.environ["STUDIO_CACHE"] = str(root / "studio")
+    os.environ["HF_HOME"] = str(root / "hf")
+    import torch
+
+    torch.set_num_threads(1)
+    yield root
+
+
+@pytest.fixture(scope="session")
+def tiny_engine():
+    from pipelines.engines import load_engine
+
+    engine, notice = load_engine("tiny")
+    assert notice is None
+    return engine
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_engine():
+    from pipelines.engines import load_engine
+
+    return load_engine("tiny", controlnet=True)[0]
+
+
+@pytest.fixture(scope="session")
+def backdrop_engine():
+    from pipelines.engines import load_engine
+
+    return load_engine("backdrop")[0]
+
+
+def draw_cutout(width: int = 64, height: int = 64, seed: int = 0) -> np.ndarray:
+    """An RGBA cut-out: a textured, soft-edged ellipse in the middle of the canvas."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    d = ((xx - width / 2) / (width * 0.28)) ** 2 + ((yy - height / 2) / (height * 0.35)) ** 2
+    alpha = np.clip((1.0 - d) * 6.0, 0, 1)
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[..., 0] = 180 + rng.integers(0, 60, (height, width))
+    rgba[..., 1] = (xx * 3) % 255
+    rgba[..., 2] = 40
+    rgba[..., 3] = np.rint(alpha * 255).astype(np.uint8)
+    return rgba
+
+
+def draw_photo(width: int = 96, height: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB product photo on a plain light backdrop, and its true product mask."""
+    yy, xx = np.mgrid[:height, :width]
+    truth = (np.abs(xx - width / 2) < width * 0.2) & (np.abs(yy - height / 2) < height * 0.3)
+    rgb = np.full((height, width, 3), 235, np.uint8)
+    rgb[truth] = (30, 90, 160)
+    rgb[truth & (yy < height / 2)] = (200, 60, 40)
+    return rgb, truth
+
+
+@pytest.fixture
+def cutout_png(tmp_path) -> Path:
+    path = tmp_path / "cutout.png"
+    Image.fromarray(draw_cutout(), "RGBA").save(path)
+    return path
+
+
+@pytest.fixture
+def photo_png(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(draw_photo()[0]).save(path)
+    return path
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """Environment for CLI subprocesses: offline, this run's caches, the repo on the path."""
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), **extra})
+    env.pop("STUDIO_PROGRESS", None)
+    return env
+
+
+PYTHON = sys.executable
