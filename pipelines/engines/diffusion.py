@@ -137,7 +137,7 @@ def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | N
     with _LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
-        _quiet_libraries()
+        quiet_libraries()
         from diffusers import AutoPipelineForInpainting, ControlNetModel
 
         try:
@@ -213,7 +213,7 @@ def _pad(array: np.ndarray, pad_h: int, pad_w: int, value=None) -> np.ndarray:
     return np.pad(array, widths, mode="constant", constant_values=value)
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """diffusers/transformers print load progress and backend notices per component;
     the studio shows its own progress instead."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

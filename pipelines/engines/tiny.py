@@ -78,6 +78,9 @@ def ensure_tiny_model(cache_dir: Path | None = None) -> TinyModelPaths:
 
 
 def _build(folder: Path) -> None:
+    from .diffusion import quiet_libraries
+
+    quiet_libraries()
     import torch
     from diffusers import (
         AutoencoderKL,
