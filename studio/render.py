@@ -14,7 +14,7 @@ import io
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -145,16 +145,17 @@ def _manifest(creative_id: str, creative: Creative, placed: PlacedProduct, produ
         "size": list(placed.size),
         "placement": {"box": list(placed.box), "scale": round(placed.scale, 6),
                       "area": options.area if placed.format != "keep" else None,
-                      "anchor": options.anchor if placed.format != "keep" else None},
+                      "anchor": options.anchor if placed.format != "keep" else None,
+                      "feather": options.feather},
         "product": {"name": product.name, "sha256": product.sha256,
                     "mask_source": product.mask_source},
         "scores": creative.scores,
-        "checks": {"max_expansion": options.max_expansion, "passed": creative.passed,
+        "checks": {"max_expansion": options.max_expansion,
+                   "max_attempts": options.max_attempts, "passed": creative.passed,
                    "attempts": creative.attempts},
         "watermark": watermark,
         "timings": {"render_s": round(creative.seconds, 4)},
         "versions": library_versions(),
-        "options": asdict(options),
     }
 
 

@@ -129,6 +129,16 @@ def test_outpaint_with_keep_on_a_photo_has_nothing_to_generate(tmp_path, photo_p
     assert not out.exists()
 
 
+def test_sd_engine_without_weights_exits_1_with_one_line(tmp_path, cutout_png):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(cutout_png), "-p", "x", "--engine", "sd",
+                                 "--model", str(tmp_path / "missing-model"), "--out", str(out)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot load")
+    assert not out.exists()
+
+
 def test_out_that_is_a_file_is_refused(tmp_path, cutout_png):
     target = tmp_path / "file.txt"
     target.write_text("keep me")

@@ -119,11 +119,16 @@ def test_lcm_lora_loads_and_switches_to_the_lcm_scheduler(tiny_engine):
     assert np.array_equal(lcm.image[placed.mask], placed.rgb[placed.mask])
 
 
-def test_scheduler_choice_is_applied_and_validated():
-    engine, _ = load_engine("tiny", scheduler="euler")
+def test_scheduler_choice_is_applied_and_validated(tiny_engine):
     placed = place(_products()["cutout"], "1:1", size=64)
+    before = CreativeRenderer(tiny_engine)(placed, PROMPT, seeds=[1], steps=2)[0].image
+    engine, _ = load_engine("tiny", scheduler="euler")
     CreativeRenderer(engine)(placed, PROMPT, seeds=[1], steps=2)
     assert engine.describe()["scheduler"] == "EulerDiscreteScheduler"
+    # The engine without a choice shares the cached pipeline and gets its own back.
+    after = CreativeRenderer(tiny_engine)(placed, PROMPT, seeds=[1], steps=2)[0].image
+    assert tiny_engine.describe()["scheduler"] == "DDIMScheduler"
+    assert np.array_equal(before, after)
     with pytest.raises(ValueError, match="unknown scheduler 'fast'"):
         load_engine("tiny", scheduler="fast")
     with pytest.raises(ValueError, match="unknown engine 'dalle'"):
@@ -142,6 +147,14 @@ def test_progress_callback_sees_every_step_and_can_cancel(tiny_engine):
     # The cached pipeline is usable again after a cancel.
     again = CreativeRenderer(tiny_engine)(placed, PROMPT, seeds=[1], steps=2)[0]
     assert np.array_equal(again.image[placed.mask], placed.rgb[placed.mask])
+
+
+def test_sd_and_auto_load_a_local_pipeline_folder(tiny_engine):
+    folder = tiny_engine.model_id
+    sd, notice = load_engine("sd", model_id=folder)
+    assert sd.name == "sd" and notice is None and sd.pipe is tiny_engine.pipe  # cached
+    auto, notice = load_engine("auto", model_id=folder)
+    assert auto.name == "sd" and notice is None
 
 
 def test_sd_without_weights_is_a_clear_error(tmp_path):

@@ -33,6 +33,7 @@ SCHEDULERS = {
 }
 
 _PIPELINES: dict[tuple, object] = {}
+_DEFAULT_SCHEDULERS: dict[int, object] = {}  # id(pipeline) -> the scheduler it loaded with
 _LOCK = threading.Lock()
 
 
@@ -57,6 +58,9 @@ class DiffusionEngine:
         self.default_guidance = 1.5 if lcm_lora_id else 7.5
         self.pipe = load_pipeline(self.model_id, self.controlnet_id, self.lcm_lora_id,
                                   self.device, self.dtype, local_files_only)
+        # Engines can share a cached pipeline; remember its own scheduler so an engine
+        # without a scheduler choice gets it back after another engine swapped it.
+        self._own_scheduler = _DEFAULT_SCHEDULERS[id(self.pipe)]
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str, *,
                  seeds: Sequence[int], negative_prompt: str = "", steps: int | None = None,
@@ -111,7 +115,8 @@ class DiffusionEngine:
             "engine": self.name,
             "model_id": self.model_id,
             "pipeline": type(self.pipe).__name__,
-            "scheduler": type(self.pipe.scheduler).__name__,
+            "scheduler": (SCHEDULERS[self.scheduler] if self.scheduler
+                          else type(self._own_scheduler).__name__),
             "controlnet_id": self.controlnet_id,
             "lora": self.lcm_lora_id,
             "device": self.device,
@@ -119,14 +124,15 @@ class DiffusionEngine:
         }
 
     def _use_scheduler(self) -> None:
-        """Swap the shared pipeline's scheduler to this engine's choice (cheap)."""
+        """Set the shared pipeline's scheduler to this engine's choice (cheap)."""
         if self.scheduler is None:
+            self.pipe.scheduler = self._own_scheduler
             return
         import diffusers
 
         cls = getattr(diffusers, SCHEDULERS[self.scheduler])
         if type(self.pipe.scheduler) is not cls:
-            self.pipe.scheduler = cls.from_config(self.pipe.scheduler.config)
+            self.pipe.scheduler = cls.from_config(self._own_scheduler.config)
 
 
 def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | None,
@@ -159,6 +165,7 @@ def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | N
         pipe.set_progress_bar_config(disable=True)
         pipe.to(device)
         _PIPELINES[key] = pipe
+        _DEFAULT_SCHEDULERS[id(pipe)] = pipe.scheduler
         return pipe
 
 
