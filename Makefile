@@ -9,13 +9,16 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[test]'
+	# The Open Bandit Dataset sample ships inside obp; obp pins old dependencies, so it is
+	# installed without them and only its data (and, in bench/ and tests, its estimators) is used.
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python obp==0.5.7
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +28,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Benchmarks (peer libraries installed on first use).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/render_overhead.py
+	$(PY) bench/bandit_speed.py
+	$(PY) bench/obd_replay.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,5 +1,10 @@
 """LinUCB contextual bandit, its persistence format and offline policy evaluation.
 
-A library: it never imports ``studio``, ``pipelines`` or ``reward``. Its contents arrive
-with the bandit issue; the package exists so the layout of DESIGN.md holds.
+A library: it never imports ``studio``, ``pipelines`` or ``reward``.
 """
+
+from .errors import BanditError
+from .linucb import POLICIES, BatchDecision, CTRPrior, Decision, LinUCB, ParameterPrior
+
+__all__ = ["POLICIES", "BanditError", "BatchDecision", "CTRPrior", "Decision", "LinUCB",
+           "ParameterPrior"]
