@@ -6,9 +6,12 @@ prior says otherwise), b = b₀ + Σrx, θ = A⁻¹b; the arm's score for contex
 recomputed exactly every ``refresh_every`` updates of an arm, in float64.
 
 Speed: the exploration term of all arms is one matrix-vector product of the packed upper
-triangles of the A⁻¹ (off-diagonal entries doubled) with the packed upper triangle of
-xxᵀ — half the memory traffic of a full (K, d, d) product. Arms live in preallocated
-stacked arrays, so adding and removing arms in a live model is cheap.
+triangles of the A⁻¹ (off-diagonal entries doubled, α² folded in) with the packed upper
+triangle of xxᵀ — half the memory traffic of a full (K, d, d) product. That scoring copy
+is kept in float32 (half again; relative error about 1e-7, far below any score gap that
+matters, and scores within 1e-6 count as ties); the model itself — A, A⁻¹, b, θ and the
+expected rewards — is float64. Arms live in preallocated stacked arrays, so adding and
+removing arms in a live model is cheap.
 
 Every decision draws exactly one uniform number from the model's seeded generator and
 picks from the policy's action distribution, which it reports: the propensity of the
@@ -31,8 +34,8 @@ from .errors import BanditError
 
 POLICIES = ("ucb", "epsilon", "softmax")
 #: Scores this close (relative) count as a tie: arms in the same state must tie even when
-#: a matrix product rounds their scores differently in the last bit.
-TIE_TOLERANCE = 1e-12
+#: a matrix product rounds their (float32) bonuses differently in the last bits.
+TIE_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,11 @@ class LinUCB:
         self._rng = np.random.default_rng(self.seed)
         self._lock = threading.RLock()
         d = self.dim
-        self._upper = np.triu_indices(d)
-        self._upper_flat = self._upper[0] * d + self._upper[1]
-        self._pack_weights = np.where(self._upper[0] == self._upper[1], 1.0, 2.0)
+        self._upper0, self._upper1 = np.triu_indices(d)
+        self._upper_flat = self._upper0 * d + self._upper1
+        # Off-diagonal entries count twice in xᵀA⁻¹x; α² is folded in, so that the
+        # exploration bonus is sqrt(packed · packed(xxᵀ)).
+        self._pack_weights = np.where(self._upper0 == self._upper1, 1.0, 2.0) * self.alpha ** 2
         self._ids: list = []
         self._ids_tuple: tuple | None = None  # cache of tuple(self._ids)
         self._slots: dict = {}
@@ -226,43 +231,42 @@ class LinUCB:
     def select(self, context: Sequence[float], arms: Iterable[Hashable] | None = None) -> Decision:
         """Choose an arm for one context among ``arms`` (default: all arms)."""
         x = self._context(context)
-        upper0, upper1 = self._upper
-        outer = x[upper0] * x[upper1]
+        x32 = x.astype(np.float32)
+        outer = x32[self._upper0] * x32[self._upper1]
         with self._lock:  # a consistent snapshot: no update runs while we read
             ids, rows = self._candidates(arms)
             expected = self._theta[rows] @ x
             variance = self._packed[rows] @ outer
             u = self._rng.random()
-        bonus = self.alpha * np.sqrt(np.maximum(variance, 0.0))
+        bonus = np.sqrt(np.maximum(variance, 0.0, out=variance), out=variance)
         score = expected + bonus
         if self.policy == "softmax":
             probs = self._distribution(score[None, :])[0]
+            return Decision(ids[(i := _draw(probs, u))], i, ids, expected, bonus, score, probs)
+        index = int(score.argmax())
+        top = score[index]
+        best = score >= top - TIE_TOLERANCE * max(1.0, abs(top))
+        ties = np.count_nonzero(best)
+        probs = best / ties
+        if self.policy == "epsilon":
+            probs = (1.0 - self.epsilon) * probs + self.epsilon / len(score)
             index = _draw(probs, u)
-        else:
-            top = score.max()
-            best = score >= top - TIE_TOLERANCE * max(1.0, abs(top))
-            ties = np.count_nonzero(best)
-            probs = best / ties
-            if self.policy == "epsilon":
-                probs = (1.0 - self.epsilon) * probs + self.epsilon / len(score)
-                index = _draw(probs, u)
-            else:
-                index = int(np.argmax(best)) if ties == 1 else _draw(probs, u)
+        elif ties > 1:
+            index = _draw(probs, u)
         return Decision(ids[index], index, ids, expected, bonus, score, probs)
 
     def select_batch(self, contexts, arms: Iterable[Hashable] | None = None) -> BatchDecision:
         """Choose an arm for each row of ``contexts`` (no learning in between); the
         same as calling ``select`` for each row in order."""
         X = self._contexts(contexts)
-        upper0, upper1 = self._upper
-        Xt = np.ascontiguousarray(X.T)
-        outer = Xt[upper0] * Xt[upper1]  # (packed, n): rows of Xᵀ gather contiguously
+        Xt = np.ascontiguousarray(X.T, dtype=np.float32)
+        outer = Xt[self._upper0] * Xt[self._upper1]  # (packed, n): rows gather contiguously
         with self._lock:
             ids, rows = self._candidates(arms)
             expected = X @ self._theta[rows].T
             variance = (self._packed[rows] @ outer).T
             u = self._rng.random(len(X))
-        bonus = self.alpha * np.sqrt(np.maximum(variance, 0.0))
+        bonus = np.sqrt(np.maximum(variance, 0.0))
         score = expected + bonus
         probs = self._distribution(score)
         cumulative = np.cumsum(probs, axis=1)
@@ -343,8 +347,7 @@ class LinUCB:
         """θ and the packed scoring row of arm ``k`` from its A⁻¹ and b."""
         A_inv = self._A_inv[k]
         np.dot(A_inv, self._b[k], out=self._theta[k])
-        np.multiply(A_inv.ravel().take(self._upper_flat), self._pack_weights,
-                    out=self._packed[k])
+        self._packed[k] = A_inv.ravel().take(self._upper_flat) * self._pack_weights
 
     def _distribution(self, score: np.ndarray) -> np.ndarray:
         """The policy's action distribution per row of scores (n, K)."""
@@ -438,7 +441,7 @@ class LinUCB:
         self._A_inv = np.zeros((capacity, d, d))
         self._b = np.zeros((capacity, d))
         self._theta = np.zeros((capacity, d))
-        self._packed = np.zeros((capacity, packed))
+        self._packed = np.zeros((capacity, packed), dtype=np.float32)
         self._counts = np.zeros(capacity, dtype=np.int64)
         self._since_refresh = np.zeros(capacity, dtype=np.int64)
 
