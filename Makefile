@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/render_overhead.py
 	$(PY) bench/bandit_speed.py
 	$(PY) bench/obd_replay.py
+	$(PY) bench/audience_prompts.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

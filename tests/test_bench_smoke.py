@@ -44,3 +44,8 @@ def test_obd_replay_bench():
     assert out["rounds"] == 10_000 and set(out["results"]) >= {"random", "greedy", "linucb_a0.5"}
     if out["obp_agree_1e-9"] is not None:
         assert out["obp_agree_1e-9"] is True
+
+
+def test_audience_prompts_bench():
+    out = _last_json(["bench/audience_prompts.py", "--users", "3000", "--prompt-rounds", "1"])
+    assert out["demo_ari"] >= 0.8 and out["template_prompts_per_s"] > 0
