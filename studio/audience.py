@@ -403,7 +403,7 @@ class TagEmbedding(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         from sklearn.feature_extraction.text import CountVectorizer
 
-        from .embeddings import embed
+        from reward.embeddings import embed
 
         self.vectorizer_ = CountVectorizer(tokenizer=split_tags, lowercase=False, binary=True,
                                            token_pattern=None).fit(X)
@@ -449,7 +449,7 @@ def encode(frame: pd.DataFrame, encoding: dict) -> np.ndarray:
                     multi_hot[row, vocabulary[tag]] = 1.0
         vectors = multi_hot
         if interests["encoding"] == "minilm":
-            from .embeddings import embed
+            from reward.embeddings import embed
 
             vectors = multi_hot @ embed(list(interests["vocabulary"])).astype(np.float64)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -131,7 +131,7 @@ class TemplateGenerator:
         self.diversity = diversity
 
     def generate(self, product: ProductInfo, cluster: Cluster, n: int, seed: int = 0) -> list[Prompt]:
-        from .embeddings import embed
+        from reward.embeddings import embed
 
         _check_n(n)
         vocabulary = load_vocabulary(product.category, self.vocabulary_dir)

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO
 from studio.audience import Audience, Cluster, load_users
 from studio.catalog import ProductInfo
-from studio.embeddings import embed
+from reward.embeddings import embed
 from studio.errors import StudioError
 from studio.guidelines import Guidelines
 from studio.prompts import (

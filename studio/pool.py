@@ -1,0 +1,44 @@
+"""A pool of creatives rendered in memory: products × clusters × prompts × formats.
+
+The batch job publishes its pool to the store; the reward benchmark and the demo use it
+directly. One prompt writer, one engine, one render path (``studio.render``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines import load_product
+from pipelines.engines import Engine
+
+from .audience import Audience
+from .catalog import ProductInfo, load_catalog
+from .progress import item_progress
+from .render import RenderOptions, prepare, render
+from .scoring import CreativeRecord
+
+
+def render_pool(catalog_path: Path, audience: Audience, generator, engine: Engine, *,
+                formats=("1:1",), prompts_per_cluster: int = 4, size: str | None = None,
+                seed: int = 0) -> list[CreativeRecord]:
+    """Render every catalog product for every cluster's prompts in every format."""
+    catalog = load_catalog(catalog_path)
+    jobs = []
+    for row in catalog.itertuples():
+        info = ProductInfo(row.product_id, row.category, row.title)
+        product = load_product(row.image, name=row.product_id)
+        for cluster in audience.clusters_:
+            for prompt in generator.generate(info, cluster, prompts_per_cluster, seed):
+                for fmt in formats:
+                    jobs.append((row.product_id, product, prompt, fmt))
+    records = []
+    for product_id, product, prompt, fmt in item_progress(jobs, f"render ({engine.name})", "creative"):
+        options = RenderOptions(prompt=prompt.text, negative_prompt=prompt.negative_prompt,
+                                format=fmt, size=size, seed=seed, anchor="bottom")
+        placed = prepare(product, options)
+        creative = render(placed, options, engine)[0]
+        records.append(CreativeRecord(
+            creative_id=f"{product_id}-c{prompt.cluster_id}-{len(records):04d}-{fmt}",
+            product_id=product_id, format=fmt, prompt=prompt.text,
+            image=creative.image, mask=placed.mask))
+    return records

@@ -1,0 +1,147 @@
+"""Where creatives, audiences and the reward model meet: feature tables of published
+creatives, contexts of users and clusters, training on impression logs, scoring.
+
+A creative folder holds what ``studio render`` publishes: ``<id>.png``, ``<id>.json``
+(manifest) and ``<id>.mask.png``. Impression logs are CSV files with ``creative_id``,
+``click`` (0/1) — or ``clicks`` and ``impressions`` — and either ``user_id`` (the user's
+encoded features are the context) or ``cluster_id`` (the cluster's centroid is).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from reward import CTRModel, FeatureCache, text_features
+
+from .audience import Audience, load_users
+from .errors import StudioError
+
+
+@dataclass
+class CreativeRecord:
+    """A published creative: its id, product, format, prompt, pixels and product mask."""
+
+    creative_id: str
+    product_id: str
+    format: str
+    prompt: str
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def load_creatives(folder) -> list[CreativeRecord]:
+    """Every creative under ``folder`` (recursively), sorted by id."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StudioError(f"creative folder {str(folder)!r} does not exist")
+    records = []
+    for manifest_path in sorted(folder.rglob("*.json")):
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if not isinstance(manifest, dict) or "manifest_version" not in manifest:
+            continue
+        image_path = manifest_path.parent / manifest["image"]
+        mask_path = manifest_path.parent / manifest["mask"]
+        if not (image_path.exists() and mask_path.exists()):
+            raise StudioError(f"creative {manifest['id']} lacks its image or mask file")
+        records.append(CreativeRecord(
+            creative_id=manifest["id"],
+            product_id=manifest.get("product_id") or manifest["product"]["name"],
+            format=manifest["format"], prompt=manifest["prompt"],
+            image=np.asarray(Image.open(image_path).convert("RGB")),
+            mask=np.asarray(Image.open(mask_path).convert("L")) > 127))
+    if not records:
+        raise StudioError(f"no creatives (manifests) found under {str(folder)!r}")
+    return records
+
+
+def creative_tables(records: list[CreativeRecord], cache: FeatureCache | None = None):
+    """(image features (m, 13), text features (m, 384)) of creatives, in order."""
+    cache = cache or FeatureCache()
+    image = cache.images([r.image for r in records], [r.mask for r in records])
+    return image, text_features([r.prompt for r in records])
+
+
+def log_contexts(log: pd.DataFrame, audience: Audience, users: pd.DataFrame | None) -> np.ndarray:
+    """Context rows of an impression log: the user's encoding, or the cluster centroid."""
+    if "user_id" in log.columns:
+        if users is None:
+            raise StudioError("the log has user_id: pass the user table (--users)")
+        encoded = audience.transform(users)
+        position = pd.Series(np.arange(len(users)), index=users["user_id"].astype(str))
+        ids = log["user_id"].astype(str)
+        missing = ids[~ids.isin(position.index)]
+        if len(missing):
+            raise StudioError(f"user {missing.iloc[0]!r} of the log is not in the user table")
+        return encoded[position[ids].to_numpy()]
+    if "cluster_id" in log.columns:
+        centroids = audience.centroids_
+        ids = log["cluster_id"].to_numpy()
+        if ids.min() < 0 or ids.max() >= len(centroids):
+            raise StudioError(f"cluster ids must be in 0..{len(centroids) - 1}")
+        return centroids[ids]
+    raise StudioError("the log needs a user_id or a cluster_id column")
+
+
+def read_log(path) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        log = pd.read_csv(path, dtype={"user_id": str, "creative_id": str})
+    except FileNotFoundError:
+        raise StudioError(f"log {str(path)!r} does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise StudioError(f"cannot read log {str(path)!r}: {exc}") from None
+    needed = {"creative_id"} | ({"clicks", "impressions"} if "clicks" in log else {"click"})
+    missing = needed - set(log.columns)
+    if missing:
+        raise StudioError(f"log {str(path)!r} lacks columns: {', '.join(sorted(missing))}")
+    if log.empty:
+        raise StudioError(f"log {str(path)!r} is empty")
+    return log
+
+
+def train_reward_model(log: pd.DataFrame, records: list[CreativeRecord], audience: Audience,
+                       users: pd.DataFrame | None = None, **params) -> CTRModel:
+    """Fit a CTRModel on an impression log of the given creatives."""
+    index = {r.creative_id: i for i, r in enumerate(records)}
+    unknown = sorted(set(log["creative_id"]) - set(index))
+    if unknown:
+        raise StudioError(f"creative {unknown[0]!r} of the log is not in the creative folder")
+    image, text = creative_tables(records)
+    context = log_contexts(log, audience, users)
+    creative = log["creative_id"].map(index).to_numpy(np.int64)
+    if "clicks" in log:
+        return CTRModel(**params).fit(context, image, text, log["clicks"], log["impressions"],
+                                      creative=creative)
+    return CTRModel(**params).fit(context, image, text, log["click"], creative=creative)
+
+
+def score_for_clusters(model: CTRModel, records: list[CreativeRecord],
+                       audience: Audience) -> pd.DataFrame:
+    """Predicted CTR of every creative for every cluster (context = the centroid)."""
+    image, text = creative_tables(records)
+    k, m = len(audience.clusters_), len(records)
+    context = np.repeat(audience.centroids_, m, axis=0)
+    creative = np.tile(np.arange(m), k)
+    ctr = model.predict_ctr(context, image, text, creative=creative)
+    return pd.DataFrame({
+        "cluster_id": np.repeat([c.id for c in audience.clusters_], m),
+        "creative_id": [records[i].creative_id for i in creative],
+        "product_id": [records[i].product_id for i in creative],
+        "format": [records[i].format for i in creative],
+        "predicted_ctr": ctr,
+    })
+
+
+def load_audience_and_users(clusters, users=None) -> tuple[Audience, pd.DataFrame | None]:
+    audience = Audience.load(clusters)
+    table = load_users(users, ignore=audience.ignore) if users is not None else None
+    return audience, table
