@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/bandit_speed.py
 	$(PY) bench/obd_replay.py
 	$(PY) bench/audience_prompts.py
+	$(PY) bench/reward_quality.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

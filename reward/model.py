@@ -44,7 +44,7 @@ class CTRModel:
 
     def __init__(self, *, context_components: int = 8, text_components: int = 16,
                  C: float = 1.0, calibration: str = "none", calibration_share: float = 0.2,
-                 max_iter: int = 500, seed: int = 0):
+                 max_iter: int = 2000, seed: int = 0):
         self.context_components = context_components
         self.text_components = text_components
         self.C = C
@@ -102,6 +102,7 @@ class CTRModel:
         self.intercept_ = float(regression.intercept_[0])
         self.n_features_in_ = {"context": context.shape[1], "image": image.shape[1],
                                "text": text.shape[1]}
+        self.metadata_ = {}  # free-form notes saved with the model (e.g. which CLIP)
         self.isotonic_ = None
         if calibrate:
             from sklearn.isotonic import IsotonicRegression
@@ -204,6 +205,7 @@ class CTRModel:
             arrays["isotonic.x"], arrays["isotonic.y"] = self.isotonic_
         meta = {"format": FORMAT, "version": VERSION, "intercept": self.intercept_,
                 "n_features_in": self.n_features_in_,
+                "metadata": getattr(self, "metadata_", {}),
                 "params": {"context_components": self.context_components,
                            "text_components": self.text_components, "C": self.C,
                            "calibration": self.calibration,
@@ -244,6 +246,7 @@ class CTRModel:
             model = cls(**meta["params"])
             model.intercept_ = float(meta["intercept"])
             model.n_features_in_ = {k: int(v) for k, v in meta["n_features_in"].items()}
+            model.metadata_ = dict(meta.get("metadata", {}))
             model.coef_ = arrays.pop("coef")
             iso = (arrays.pop("isotonic.x", None), arrays.pop("isotonic.y", None))
             model.isotonic_ = iso if iso[0] is not None else None

@@ -63,11 +63,19 @@ def load_creatives(folder) -> list[CreativeRecord]:
     return records
 
 
-def creative_tables(records: list[CreativeRecord], cache: FeatureCache | None = None):
-    """(image features (m, 13), text features (m, 384)) of creatives, in order."""
+def creative_tables(records: list[CreativeRecord], *, clip: str | None = None,
+                    cache: FeatureCache | None = None):
+    """(image features (m, 13), semantic features) of creatives, in order. The semantic
+    block is the prompt's MiniLM embedding, followed by the CLIP image embedding when a
+    CLIP model id or folder is given."""
     cache = cache or FeatureCache()
     image = cache.images([r.image for r in records], [r.mask for r in records])
-    return image, text_features([r.prompt for r in records])
+    semantic = text_features([r.prompt for r in records])
+    if clip:
+        from reward.clip import ClipImageEmbedder
+
+        semantic = np.hstack([semantic, ClipImageEmbedder(clip)([r.image for r in records])])
+    return image, semantic
 
 
 def log_contexts(log: pd.DataFrame, audience: Audience, users: pd.DataFrame | None) -> np.ndarray:
@@ -109,25 +117,29 @@ def read_log(path) -> pd.DataFrame:
 
 
 def train_reward_model(log: pd.DataFrame, records: list[CreativeRecord], audience: Audience,
-                       users: pd.DataFrame | None = None, **params) -> CTRModel:
+                       users: pd.DataFrame | None = None, *, clip: str | None = None,
+                       **params) -> CTRModel:
     """Fit a CTRModel on an impression log of the given creatives."""
     index = {r.creative_id: i for i, r in enumerate(records)}
     unknown = sorted(set(log["creative_id"]) - set(index))
     if unknown:
         raise StudioError(f"creative {unknown[0]!r} of the log is not in the creative folder")
-    image, text = creative_tables(records)
+    image, text = creative_tables(records, clip=clip)
     context = log_contexts(log, audience, users)
     creative = log["creative_id"].map(index).to_numpy(np.int64)
+    model = CTRModel(**params)
     if "clicks" in log:
-        return CTRModel(**params).fit(context, image, text, log["clicks"], log["impressions"],
-                                      creative=creative)
-    return CTRModel(**params).fit(context, image, text, log["click"], creative=creative)
+        model.fit(context, image, text, log["clicks"], log["impressions"], creative=creative)
+    else:
+        model.fit(context, image, text, log["click"], creative=creative)
+    model.metadata_ = {"clip": clip}
+    return model
 
 
 def score_for_clusters(model: CTRModel, records: list[CreativeRecord],
                        audience: Audience) -> pd.DataFrame:
     """Predicted CTR of every creative for every cluster (context = the centroid)."""
-    image, text = creative_tables(records)
+    image, text = creative_tables(records, clip=getattr(model, "metadata_", {}).get("clip"))
     k, m = len(audience.clusters_), len(records)
     context = np.repeat(audience.centroids_, m, axis=0)
     creative = np.tile(np.arange(m), k)

@@ -49,3 +49,10 @@ def test_obd_replay_bench():
 def test_audience_prompts_bench():
     out = _last_json(["bench/audience_prompts.py", "--users", "3000", "--prompt-rounds", "1"])
     assert out["demo_ari"] >= 0.8 and out["template_prompts_per_s"] > 0
+
+
+def test_reward_quality_bench():
+    out = _last_json(["bench/reward_quality.py", "--impressions", "20000", "--prompts", "1"])
+    for key in ("auc", "oracle_auc", "ece", "pairwise_acc", "oracle_pairwise_acc", "impressions"):
+        assert key in out
+    assert out["auc"] > out["constant_auc"] and out["impressions"] == 20000
