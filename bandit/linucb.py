@@ -255,6 +255,19 @@ class LinUCB:
             index = _draw(probs, u)
         return Decision(ids[index], index, ids, expected, bonus, score, probs)
 
+    def estimate(self, context: Sequence[float], arms: Iterable[Hashable] | None = None
+                 ) -> tuple[tuple, np.ndarray, np.ndarray]:
+        """(arms, expected rewards, exploration bonuses) for a context, without making a
+        decision (the random generator is not touched)."""
+        x = self._context(context)
+        x32 = x.astype(np.float32)
+        outer = x32[self._upper0] * x32[self._upper1]
+        with self._lock:
+            ids, rows = self._candidates(arms)
+            expected = self._theta[rows] @ x
+            variance = self._packed[rows] @ outer
+        return ids, expected, np.sqrt(np.maximum(variance, 0.0)).astype(np.float64)
+
     def select_batch(self, contexts, arms: Iterable[Hashable] | None = None) -> BatchDecision:
         """Choose an arm for each row of ``contexts`` (no learning in between); the
         same as calling ``select`` for each row in order."""

@@ -28,8 +28,8 @@ _ARRAYS = ("A", "A_inv", "b", "theta", "counts", "since_refresh")
 
 
 def save_model(model, path) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
+    """Write to a binary file object, or atomically to a path (a temporary file in the
+    same folder, then a rename)."""
     with model._lock:
         k = len(model._ids)
         meta = {
@@ -46,6 +46,10 @@ def save_model(model, path) -> None:
         }
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    if hasattr(path, "write"):
+        path.write(buffer.getvalue())
+        return
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -60,9 +64,12 @@ def save_model(model, path) -> None:
 
 
 def load_model(cls, path):
-    path = Path(path)
-    if path.is_file() and not zipfile.is_zipfile(path):
+    if not hasattr(path, "read"):
+        path = Path(path)
+    if zipfile.is_zipfile(path) is False and (hasattr(path, "read") or path.is_file()):
         raise BanditError(f"{str(path)!r} is not a LinUCB model file (not an npz archive)")
+    if hasattr(path, "seek"):
+        path.seek(0)
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())

@@ -352,8 +352,12 @@ class Audience:
         """Write the fitted audience as JSON (no pickle), atomically."""
         from .files import write_atomic
 
+        write_atomic(Path(path), json.dumps(self.to_document(), indent=1).encode() + b"\n")
+
+    def to_document(self) -> dict:
+        """The fitted audience as a JSON-able document."""
         self._check_fitted()
-        document = {
+        return {
             "format": FORMAT, "version": VERSION,
             "params": {"k": self.k, "k_range": list(self.k_range),
                        "interest_encoding": self.interest_encoding,
@@ -363,7 +367,6 @@ class Audience:
             "encoding": self.encoding_,
             "clusters": [c.as_dict() for c in self.clusters_],
         }
-        write_atomic(Path(path), json.dumps(document, indent=1).encode() + b"\n")
 
     @classmethod
     def load(cls, path) -> "Audience":
@@ -374,10 +377,14 @@ class Audience:
             raise StudioError(f"clusters file {str(path)!r} does not exist") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StudioError(f"{str(path)!r} is not a clusters file ({exc})") from None
+        return cls.from_document(document, where=repr(str(path)))
+
+    @classmethod
+    def from_document(cls, document, *, where: str = "the clusters document") -> "Audience":
         if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise StudioError(f"{str(path)!r} is not a clusters file written by `studio audience fit`")
+            raise StudioError(f"{where} is not a clusters file written by `studio audience fit`")
         if document.get("version") != VERSION:
-            raise StudioError(f"{str(path)!r} has version {document.get('version')!r}; this "
+            raise StudioError(f"{where} has version {document.get('version')!r}; this "
                               f"studio reads version {VERSION}")
         try:
             params = document["params"]
@@ -391,7 +398,7 @@ class Audience:
             audience.clusters_ = [Cluster.from_dict(c) for c in document["clusters"]]
             audience.centroids_ = np.array([c.centroid for c in audience.clusters_])
         except (KeyError, TypeError, ValueError) as exc:
-            raise StudioError(f"{str(path)!r} is a damaged clusters file ({exc})") from None
+            raise StudioError(f"{where} is a damaged clusters file ({exc})") from None
         return audience
 
 

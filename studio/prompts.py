@@ -70,7 +70,8 @@ class Prompt:
 # ------------------------------------------------------------------ vocabulary
 @dataclass(frozen=True)
 class Vocabulary:
-    subject: str
+    subject: str  # "a {title}" or "a pair of {title}"
+    noun: str  # the product when a prompt is written for the whole category
     entries: dict  # slot -> list of {"text", "keywords"}
 
 
@@ -93,7 +94,14 @@ def _load_vocabulary(folder: str, category: str) -> Vocabulary:
         if not merged:
             raise StudioError(f"vocabulary for {category!r} has no {key}")
         entries[slot] = merged
-    return Vocabulary(str(specific.get("subject", common.get("subject", "a {title}"))), entries)
+    return Vocabulary(str(specific.get("subject", common.get("subject", "a {title}"))),
+                      str(specific.get("noun", common.get("noun", "product"))), entries)
+
+
+def category_product(category: str, folder: Path | None = None) -> ProductInfo:
+    """The product stand-in for prompts written for a whole category (the arms of a
+    category's pool are rendered for each of its products)."""
+    return ProductInfo(category, category, load_vocabulary(category, folder).noun)
 
 
 def _read_yaml(path: Path) -> dict:

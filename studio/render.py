@@ -97,12 +97,10 @@ def render(placed: PlacedProduct, options: RenderOptions, engine: Engine, *,
                     guidance=options.guidance, callback=callback)
 
 
-def publish(creative: Creative, placed: PlacedProduct, product: Product,
-            options: RenderOptions, engine: Engine, out_dir: Path) -> dict:
-    """Watermark (when asked and reliable) and write one creative into ``out_dir``.
-
-    Returns its manifest; the image is ``out_dir / manifest["image"]``.
-    """
+def finish(creative: Creative, placed: PlacedProduct, product: Product,
+           options: RenderOptions, engine: Engine) -> tuple[bytes, bytes, dict]:
+    """Watermark (when asked and reliable) and encode one creative: (PNG bytes, mask PNG
+    bytes, manifest). The id is derived from the image bytes."""
     started = time.perf_counter()
     image = creative.image
     if options.watermark:
@@ -115,6 +113,15 @@ def publish(creative: Creative, placed: PlacedProduct, product: Product,
     mask_png = _png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))
     manifest = _manifest(creative_id, creative, placed, product, options, engine, watermark)
     manifest["timings"]["publish_s"] = round(time.perf_counter() - started, 4)
+    return png, mask_png, manifest
+
+
+def publish(creative: Creative, placed: PlacedProduct, product: Product,
+            options: RenderOptions, engine: Engine, out_dir: Path) -> dict:
+    """Write one creative into ``out_dir`` as ``<id>.png``, ``<id>.mask.png`` and
+    ``<id>.json``, atomically, the manifest last. Returns the manifest."""
+    png, mask_png, manifest = finish(creative, placed, product, options, engine)
+    creative_id = manifest["id"]
     with atomic_files(Path(out_dir)) as files:
         files[f"{creative_id}.png"] = png
         files[f"{creative_id}.mask.png"] = mask_png

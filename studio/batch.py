@@ -1,0 +1,309 @@
+"""``studio batch``: render a catalog for an audience into a store, resumably.
+
+catalog products × clusters × prompts (written per product category and cluster) ×
+formats × seeds → renders → reward scores → the top-M prompts per (product, cluster)
+become the bandit arms of (category, cluster).
+
+Every render has a *job key* (product bytes, prompt, format, seed, engine, size). A run
+skips the jobs whose creative is already in the store, and each creative is committed in
+one transaction after its files are in place, so a run killed at any moment and started
+again ends with the same store as an uninterrupted run. Scores and arms are recomputed
+from all creatives at the end of every run (deterministically).
+
+With ``accelerate launch -m studio batch ...`` the pending jobs are split over the
+processes with ``PartialState``; only the main process writes the database — the others
+put their files in place and leave one JSON note per creative in ``spool/``, which the
+main process commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pipelines import load_product
+from pipelines.engines import load_engine
+
+from .audience import Audience, load_users
+from .catalog import load_catalog
+from .errors import StudioError
+from .progress import item_progress
+from .prompts import TemplateGenerator, category_product
+from .render import RenderOptions, finish, prepare, render
+from .store import Store
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    per_cluster: int = 4
+    formats: tuple[str, ...] = ("1:1",)
+    seeds: tuple[int, ...] = (0,)
+    engine: str = "auto"
+    size: str | None = None
+    top_m: int = 2
+    k: int | None = None
+    max_bytes: int | None = None
+    reward_model: str | None = None
+    watermark: bool = True
+
+
+def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
+              echo: Callable[[str], None] = print) -> dict:
+    """Render what is missing into the store, then score and choose the arms."""
+    from accelerate import PartialState
+
+    started = time.perf_counter()
+    _check(settings)
+    state = PartialState()
+    store = Store(store_dir, create=True)
+    if state.is_main_process:
+        store.remove_temporary_files()
+    catalog = load_catalog(catalog_path)
+    products = {row.product_id: (row, load_product(row.image, name=row.product_id))
+                for row in catalog.itertuples()}
+    audience = _audience(store, audience_source, settings, state.is_main_process)
+    prompts = _prompts(store, catalog, audience, settings, state.is_main_process)
+    state.wait_for_everyone()
+
+    engine, notice = load_engine(settings.engine)
+    if notice and state.is_main_process:
+        echo(notice)
+    engine_key = json.dumps(engine.describe(), sort_keys=True)
+    done = {r[0] for r in store.query("SELECT job_key FROM creatives")}
+    jobs = []
+    for product_id, (row, product) in products.items():
+        for prompt in prompts[row.category]:
+            for fmt in settings.formats:
+                for seed in settings.seeds:
+                    key = _job_key(product.sha256, prompt["prompt_id"], fmt, seed, engine_key,
+                                   settings)
+                    if key not in done:
+                        jobs.append((key, product_id, prompt, fmt, seed))
+    total = len(done) + len(jobs)
+    mine = jobs[state.process_index::state.num_processes]
+    if state.is_main_process:
+        echo(f"{total} creatives in the plan: {len(done)} in the store, {len(jobs)} to render"
+             + (f" over {state.num_processes} processes" if state.num_processes > 1 else ""))
+    if mine and state.is_main_process:
+        _estimate(store, products, mine[0], len(jobs), engine, settings, echo)
+
+    spool = store.root / "spool"
+    for key, product_id, prompt, fmt, seed in item_progress(
+            mine, f"batch ({engine.name})", "creative"):
+        row, product = products[product_id]
+        options = RenderOptions(prompt=prompt["text"], negative_prompt=prompt["negative_prompt"],
+                                format=fmt, size=settings.size, seed=seed, anchor="bottom",
+                                watermark=settings.watermark)
+        placed = prepare(product, options)
+        creative = render(placed, options, engine)[0]
+        png, mask_png, manifest = finish(creative, placed, product, options, engine)
+        note = {"job_key": key, "product_id": product_id, "prompt_id": prompt["prompt_id"],
+                "cluster_id": prompt["cluster_id"], "format": fmt, "seed": seed,
+                "image_sha256": store.put_file(png), "mask_sha256": store.put_file(mask_png),
+                "bytes": len(png) + len(mask_png), "manifest": {**manifest, "product_id": product_id}}
+        if state.is_main_process:
+            _commit(store, [note])
+        else:
+            spool.mkdir(exist_ok=True)
+            (spool / f"{key}.json").write_text(json.dumps(note))
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return {}
+    if spool.exists():
+        notes = [json.loads(p.read_text()) for p in sorted(spool.glob("*.json"))]
+        _commit(store, notes)
+        for path in spool.glob("*.json"):
+            path.unlink()
+    _score_and_choose_arms(store, audience, audience_source, settings, echo)
+    counts = store.counts()
+    size = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
+    echo(f"store {store.root}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
+         f"{counts['arms']} arms over {counts['clusters']} clusters")
+    return {"store": str(store.root), **counts, "bytes": size, "rendered": len(jobs),
+            "engine": engine.name, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _check(settings: BatchSettings) -> None:
+    if settings.per_cluster < 1:
+        raise StudioError(f"per-cluster must be at least 1, got {settings.per_cluster}")
+    if settings.top_m < 1:
+        raise StudioError(f"top-m must be at least 1, got {settings.top_m}")
+    if not settings.formats or not settings.seeds:
+        raise StudioError("at least one format and one seed are needed")
+    from pipelines import format_names
+
+    for fmt in settings.formats:
+        if fmt not in format_names()[1:]:
+            raise StudioError(f"unknown format {fmt!r}; choose from {', '.join(format_names()[1:])}")
+
+
+def _audience(store: Store, source, settings: BatchSettings, writer: bool) -> Audience:
+    """The store's audience; fitted (or loaded from a clusters file) on the first run."""
+    if store.query("SELECT 1 FROM audience WHERE id = 1"):
+        return store.audience()
+    source = Path(source)
+    audience = Audience.load(source) if source.suffix == ".json" else \
+        Audience(settings.k).fit(load_users(source))
+    if writer:
+        document = json.dumps(audience.to_document())
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO audience (id, document) VALUES (1, ?)", (document,))
+            for c in audience.clusters_:
+                tx.execute("INSERT INTO clusters VALUES (?, ?, ?, ?)",
+                           (c.id, c.profile, c.size, json.dumps(c.as_dict())))
+    return audience
+
+
+def _prompts(store: Store, catalog, audience: Audience, settings: BatchSettings,
+             writer: bool) -> dict[str, list[dict]]:
+    """Prompts per category (for every cluster), written once and kept in the store."""
+    generator = TemplateGenerator()
+    result: dict[str, list[dict]] = {}
+    rows = []
+    for category in sorted(set(catalog["category"])):
+        info = category_product(category)
+        result[category] = []
+        for cluster in audience.clusters_:
+            for prompt in generator.generate(info, cluster, settings.per_cluster, seed=0):
+                prompt_id = hashlib.sha1(f"{category}|{cluster.id}|{prompt.text}".encode()).hexdigest()[:16]
+                record = {"prompt_id": prompt_id, "category": category, "cluster_id": cluster.id,
+                          "text": prompt.text, "negative_prompt": prompt.negative_prompt,
+                          "tags": json.dumps(prompt.tags), "source": prompt.source}
+                result[category].append(record)
+                rows.append(record)
+    if writer:
+        with store.transaction() as tx:
+            for row in catalog.itertuples():
+                sha = hashlib.sha256(Path(row.image).read_bytes()).hexdigest()
+                existing = tx.execute("SELECT image_sha256 FROM products WHERE product_id = ?",
+                                      (row.product_id,)).fetchone()
+                if existing and existing[0] != sha:
+                    raise StudioError(f"product {row.product_id!r} changed since the store was "
+                                      "built; use a new store or a new product_id")
+                tx.execute("INSERT OR IGNORE INTO products VALUES (?, ?, ?, ?)",
+                           (row.product_id, row.category, row.title, sha))
+            for r in rows:
+                tx.execute("INSERT OR IGNORE INTO prompts VALUES (:prompt_id, :category, "
+                           ":cluster_id, :text, :negative_prompt, :tags, :source)", r)
+    return result
+
+
+def _job_key(product_sha: str, prompt_id: str, fmt: str, seed: int, engine: str,
+             settings: BatchSettings) -> str:
+    key = f"{product_sha}|{prompt_id}|{fmt}|{seed}|{engine}|{settings.size}|{settings.watermark}"
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def _estimate(store, products, job, pending: int, engine, settings, echo) -> None:
+    """Render one job (not stored) to estimate bytes and time; enforce --max-bytes."""
+    _, product_id, prompt, fmt, seed = job
+    _, product = products[product_id]
+    options = RenderOptions(prompt=prompt["text"], format=fmt, size=settings.size, seed=seed,
+                            watermark=settings.watermark)
+    started = time.perf_counter()
+    placed = prepare(product, options)
+    png, mask_png, _ = finish(render(placed, options, engine)[0], placed, product, options, engine)
+    seconds = time.perf_counter() - started
+    per = len(png) + len(mask_png)
+    used = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
+    echo(f"estimate: {pending} renders x {seconds:.2f} s ~ {pending * seconds / 60:.1f} min, "
+         f"{pending} creatives x {per / 1e3:.0f} kB ~ {pending * per / 1e6:.1f} MB")
+    if settings.max_bytes is not None and used + pending * per > settings.max_bytes:
+        raise StudioError(f"the store would grow to about {(used + pending * per) / 1e6:.1f} MB, "
+                          f"over --max-bytes {settings.max_bytes / 1e6:.1f} MB")
+
+
+def _commit(store: Store, notes: list[dict]) -> None:
+    with store.transaction() as tx:
+        for note in notes:
+            tx.execute(
+                "INSERT INTO creatives (creative_id, job_key, product_id, prompt_id, cluster_id, "
+                "format, seed, image_sha256, mask_sha256, bytes, manifest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (note["manifest"]["id"], note["job_key"], note["product_id"], note["prompt_id"],
+                 note["cluster_id"], note["format"], note["seed"], note["image_sha256"],
+                 note["mask_sha256"], note["bytes"], json.dumps(note["manifest"])))
+
+
+def _score_and_choose_arms(store: Store, audience: Audience, audience_source, settings,
+                           echo) -> None:
+    """Reward scores for every creative, top-M prompts per (product, cluster), arms."""
+    from .scoring import CreativeRecord, creative_tables
+
+    rows = store.query("SELECT creative_id, product_id, prompt_id, cluster_id, format, "
+                       "image_sha256, mask_sha256, manifest FROM creatives ORDER BY creative_id")
+    if not rows:
+        return
+    from PIL import Image
+
+    records = [CreativeRecord(r["creative_id"], r["product_id"], r["format"],
+                              json.loads(r["manifest"])["prompt"],
+                              np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
+                              np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127)
+               for r in rows]
+    model = _reward_model(store, records, audience, audience_source, settings, echo)
+    if model is None:
+        scores = np.full(len(records), np.nan)
+    else:
+        image, text = creative_tables(records, clip=model.metadata_.get("clip"))
+        centroids = audience.centroids_[[r["cluster_id"] for r in rows]]
+        scores = model.predict_ctr(centroids, image, text, creative=np.arange(len(records)))
+    by_pair: dict[tuple, dict[str, list[float]]] = {}
+    for row, score in zip(rows, scores):
+        by_pair.setdefault((row["product_id"], row["cluster_id"]), {}).setdefault(
+            row["prompt_id"], []).append(float(score))
+    selected = set()
+    for (product_id, cluster_id), prompts in by_pair.items():
+        ranked = sorted(prompts, key=lambda p: (-np.nan_to_num(np.mean(prompts[p]), nan=0.0), p))
+        selected.update((product_id, p) for p in ranked[: settings.top_m])
+    prompt_rows = {r["prompt_id"]: r for r in store.query("SELECT * FROM prompts")}
+    arm_scores: dict[str, list[float]] = {}
+    for row, score in zip(rows, scores):
+        if (row["product_id"], row["prompt_id"]) in selected:
+            arm_scores.setdefault(row["prompt_id"], []).append(float(score))
+    with store.transaction() as tx:
+        for row, score in zip(rows, scores):
+            tx.execute("UPDATE creatives SET reward = ?, selected = ? WHERE creative_id = ?",
+                       (None if np.isnan(score) else float(score),
+                        int((row["product_id"], row["prompt_id"]) in selected),
+                        row["creative_id"]))
+        for arm_id, values in arm_scores.items():
+            prompt = prompt_rows[arm_id]
+            prior = None if np.isnan(values).all() else float(np.nanmean(values))
+            tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr) VALUES "
+                       "(?, ?, ?, ?) ON CONFLICT(arm_id) DO UPDATE SET prior_ctr = excluded.prior_ctr",
+                       (arm_id, prompt["category"], prompt["cluster_id"], prior))
+
+
+def _reward_model(store, records, audience, audience_source, settings, echo):
+    """The configured reward model; else, for an audience with planted segments, one
+    trained on simulated impressions of these creatives; else none (all prompts tie)."""
+    from reward import CTRModel
+
+    if settings.reward_model:
+        return CTRModel.load(settings.reward_model)
+    source = Path(audience_source)
+    if source.suffix == ".json":
+        echo("no reward model (--reward-model): prompts are ranked equally")
+        return None
+    users = load_users(source)
+    if "segment" not in users.columns:
+        echo("no reward model (--reward-model): prompts are ranked equally")
+        return None
+    from .simulate import AudienceSimulator, SimulatedCreative, creative_attributes
+    from .scoring import creative_tables
+
+    pool = [SimulatedCreative(r.creative_id, r.product_id, r.format,
+                              creative_attributes(r.image, r.mask, r.prompt)) for r in records]
+    log = AudienceSimulator(users, seed=0).simulate(pool, 30_000, seed=1)
+    image, text = creative_tables(records)
+    context = audience.transform(users)[log["user_index"].to_numpy()]
+    echo("reward model: trained on 30,000 simulated impressions (demo audience)")
+    return CTRModel().fit(context, image, text, log["click"],
+                          creative=log["creative_index"].to_numpy())

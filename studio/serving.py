@@ -1,0 +1,234 @@
+"""The selection service behind the API: contexts, LinUCB per category, the event log.
+
+An arm is a prompt of a (category, cluster) pool; the creative served is that prompt's
+render of the requested product in the requested placement. One LinUCB model per
+product category is shared by its products (every impression teaches the arm),
+warm-started from the reward model's scores (``arms.prior_ctr``). The context is the
+user's encoded features (or the cluster centroid), scaled to unit length, plus the
+placement, one-hot.
+
+Durability: every decision and every reward is committed to the store before it is
+answered. Bandit state is snapshotted every ``snapshot_every`` rewards; on start the
+service loads the snapshot and replays the rewards logged after it — so a crash loses no
+update, and the loss window of an unsnapshotted model is zero.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bandit import CTRPrior, LinUCB
+
+from .audience import USER_ID, Cluster, encode, validate_users
+from .errors import StudioError
+from .store import Store
+
+PLACEMENTS = ("1:1", "4:5", "9:16", "1.91:1")
+
+
+class NotFound(StudioError):
+    """An unknown product, event, creative or cluster."""
+
+
+class Conflict(StudioError):
+    """A request that conflicts with the log (e.g. feedback after its window)."""
+
+
+@dataclass
+class Selection:
+    event_id: str
+    creative_id: str
+    arm_id: str
+    cluster_id: int
+    prompt: str
+    score: float
+    mean: float
+    bonus: float
+    propensity: float
+
+
+class SelectionService:
+    """Thread-safe selection and feedback over a store."""
+
+    def __init__(self, store: Store, *, alpha: float = 0.5, snapshot_every: int = 100,
+                 feedback_window_s: float = 7 * 24 * 3600, seed: int = 0):
+        self.store = store
+        self.alpha = alpha
+        self.snapshot_every = snapshot_every
+        self.feedback_window_s = feedback_window_s
+        self.seed = seed
+        self.audience = store.audience()
+        self.clusters: dict[int, Cluster] = {c.id: c for c in self.audience.clusters_}
+        self.dim = self.audience.centroids_.shape[1] + len(PLACEMENTS)
+        self.products = {r["product_id"]: r["category"] for r in store.query("SELECT * FROM products")}
+        self.prompts = {r["prompt_id"]: r["text"] for r in store.query("SELECT prompt_id, text FROM prompts")}
+        self.arms = {r["arm_id"]: dict(r) for r in store.query("SELECT * FROM arms WHERE active = 1")}
+        self.creatives: dict[tuple, str] = {}
+        for r in store.query("SELECT creative_id, product_id, prompt_id, format FROM creatives "
+                             "WHERE selected = 1 ORDER BY seed, creative_id"):
+            self.creatives.setdefault((r["product_id"], r["prompt_id"], r["format"]), r["creative_id"])
+        self.models: dict[str, LinUCB] = {}
+        self._applied_seq: dict[str, int] = {}
+        self._since_snapshot: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._load_models()
+
+    # ------------------------------------------------------------ decisions
+    def context(self, *, user: dict | None = None, cluster_id: int | None = None,
+                placement: str = "1:1") -> tuple[np.ndarray, int]:
+        """(context vector, cluster id) for a user's features or a cluster."""
+        if placement not in PLACEMENTS:
+            raise StudioError(f"unknown placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
+        if (user is None) == (cluster_id is None):
+            raise StudioError("give either user features or a cluster_id")
+        if user is not None:
+            frame = validate_users(pd.DataFrame([{USER_ID: "request", **user}]),
+                                   ignore=self.audience.ignore)
+            encoded = encode(frame, self.audience.encoding_)[0]
+            cluster_id = int(((self.audience.centroids_ - encoded) ** 2).sum(axis=1).argmin())
+        else:
+            if cluster_id not in self.clusters:
+                raise NotFound(f"unknown cluster {cluster_id}; clusters are "
+                               f"{', '.join(map(str, sorted(self.clusters)))}")
+            encoded = self.audience.centroids_[cluster_id]
+        # LinUCB's confidence widths assume bounded contexts: the audience part is scaled
+        # to unit length (its direction says who the user is), the placement is one-hot.
+        norm = np.linalg.norm(encoded)
+        placement_vector = np.zeros(len(PLACEMENTS))
+        placement_vector[PLACEMENTS.index(placement)] = 1.0
+        return (np.concatenate([encoded / norm if norm > 0 else encoded, placement_vector]),
+                int(cluster_id))
+
+    def select(self, product_id: str, *, user: dict | None = None, cluster_id: int | None = None,
+               placement: str = "1:1") -> Selection:
+        if product_id not in self.products:
+            raise NotFound(f"unknown product {product_id!r}")
+        category = self.products[product_id]
+        context, cluster_id = self.context(user=user, cluster_id=cluster_id, placement=placement)
+        candidates = [a for a, arm in self.arms.items()
+                      if arm["category"] == category and arm["cluster_id"] == cluster_id
+                      and self._creative(product_id, a, placement)]
+        if not candidates:
+            raise NotFound(f"no creative of {product_id!r} for cluster {cluster_id} in placement "
+                           f"{placement}; run `studio batch` with that format")
+        decision = self.models[category].select(context, arms=candidates)
+        i = decision.index
+        selection = Selection(uuid.uuid4().hex, self._creative(product_id, decision.arm, placement),
+                              decision.arm, cluster_id, self.prompts[decision.arm],
+                              float(decision.score[i]), float(decision.expected[i]),
+                              float(decision.bonus[i]), decision.propensity)
+        with self.store.transaction() as tx:
+            tx.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (selection.event_id, time.time(), product_id, category, cluster_id,
+                        selection.arm_id, selection.creative_id, placement,
+                        json.dumps(list(decision.arms)), json.dumps(context.tolist()),
+                        selection.propensity, selection.score))
+        return selection
+
+    def _creative(self, product_id: str, arm_id: str, placement: str) -> str | None:
+        return self.creatives.get((product_id, arm_id, placement))
+
+    # ------------------------------------------------------------- feedback
+    def feedback(self, event_id: str, reward: float) -> str:
+        """Record a reward once; returns ``applied`` or ``duplicate``."""
+        with self._lock:
+            with self.store.transaction() as tx:
+                event = tx.execute("SELECT category, arm_id, context, created_at FROM events "
+                                   "WHERE event_id = ?", (event_id,)).fetchone()
+                if event is None:
+                    raise NotFound(f"unknown event {event_id!r}")
+                if tx.execute("SELECT 1 FROM rewards WHERE event_id = ?", (event_id,)).fetchone():
+                    return "duplicate"
+                if time.time() - event["created_at"] > self.feedback_window_s:
+                    raise Conflict(f"event {event_id} is older than the feedback window "
+                                   f"({self.feedback_window_s:g} s)")
+                seq = tx.execute("INSERT INTO rewards (event_id, reward, received_at) "
+                                 "VALUES (?, ?, ?)", (event_id, reward, time.time())).lastrowid
+            # Applied under the same lock, in commit order: snapshots stay consistent.
+            self._apply(event["category"], event["arm_id"], json.loads(event["context"]),
+                        reward, seq)
+        return "applied"
+
+    def _apply(self, category: str, arm_id: str, context, reward: float, seq: int) -> None:
+        model = self.models.get(category)
+        if model is None or arm_id not in model.arms:
+            return  # the arm was retired since; its log stays
+        model.update(arm_id, context, reward)
+        self._applied_seq[category] = seq
+        self._since_snapshot[category] = self._since_snapshot.get(category, 0) + 1
+        if self._since_snapshot[category] >= self.snapshot_every:
+            self.snapshot(category)
+
+    # ----------------------------------------------------------- durability
+    def snapshot(self, category: str | None = None) -> None:
+        """Persist bandit state (one category, or all)."""
+        with self._lock:
+            for name in [category] if category else list(self.models):
+                buffer = io.BytesIO()
+                self.models[name].save(buffer)
+                with self.store.transaction() as tx:
+                    tx.execute("INSERT INTO bandit_snapshots VALUES (?, ?, ?, ?) ON CONFLICT(category) "
+                               "DO UPDATE SET model = excluded.model, reward_seq = excluded.reward_seq, "
+                               "saved_at = excluded.saved_at",
+                               (name, sqlite3.Binary(buffer.getvalue()),
+                                self._applied_seq.get(name, 0), time.time()))
+                self._since_snapshot[name] = 0
+
+    def _load_models(self) -> None:
+        categories = sorted({arm["category"] for arm in self.arms.values()})
+        snapshots = {r["category"]: r for r in self.store.query("SELECT * FROM bandit_snapshots")}
+        for category in categories:
+            if category in snapshots:
+                model = LinUCB.load(io.BytesIO(bytes(snapshots[category]["model"])))
+                seq = int(snapshots[category]["reward_seq"])
+            else:
+                model = LinUCB(self.dim, alpha=self.alpha, seed=self.seed)
+                seq = 0
+            if model.n_features != self.dim:
+                raise StudioError(f"the bandit snapshot of {category!r} has {model.n_features} "
+                                  f"features, the store's contexts {self.dim}")
+            for arm_id, arm in sorted(self.arms.items()):  # arms added since the snapshot
+                if arm["category"] == category and arm_id not in model.arms:
+                    prior = arm["prior_ctr"]
+                    model.add_arm(arm_id, prior=None if prior is None else CTRPrior(prior, 20.0))
+            self.models[category] = model
+            self._applied_seq[category] = seq
+        replay = self.store.query(
+            "SELECT r.seq, r.reward, e.category, e.arm_id, e.context FROM rewards r "
+            "JOIN events e ON e.event_id = r.event_id ORDER BY r.seq")
+        for row in replay:
+            if row["seq"] > self._applied_seq.get(row["category"], 0):
+                self._apply(row["category"], row["arm_id"], json.loads(row["context"]),
+                            row["reward"], row["seq"])
+
+    # ------------------------------------------------------------- reports
+    def arm_report(self) -> list[dict]:
+        stats = {r["arm_id"]: (r["pulls"], r["clicks"] or 0.0) for r in self.store.query(
+            "SELECT e.arm_id, COUNT(*) AS pulls, SUM(r.reward) AS clicks FROM events e "
+            "LEFT JOIN rewards r ON r.event_id = e.event_id GROUP BY e.arm_id")}
+        rewarded = {r["arm_id"]: r["n"] for r in self.store.query(
+            "SELECT e.arm_id, COUNT(*) AS n FROM rewards r JOIN events e ON e.event_id = r.event_id "
+            "GROUP BY e.arm_id")}
+        report = []
+        for arm_id, arm in sorted(self.arms.items(), key=lambda kv: (kv[1]["category"], kv[1]["cluster_id"])):
+            model = self.models[arm["category"]]
+            pulls, clicks = stats.get(arm_id, (0, 0.0))
+            centroid, _ = self.context(cluster_id=arm["cluster_id"])
+            _, expected, bonus = model.estimate(centroid, arms=[arm_id])
+            report.append({
+                "arm_id": arm_id, "category": arm["category"], "cluster_id": arm["cluster_id"],
+                "prompt": self.prompts[arm_id], "prior_ctr": arm["prior_ctr"], "pulls": pulls,
+                "rewarded": rewarded.get(arm_id, 0), "clicks": clicks,
+                "ctr": clicks / rewarded[arm_id] if rewarded.get(arm_id) else None,
+                "updates": model.counts()[arm_id], "mean": float(expected[0]),
+                "bonus": float(bonus[0])})
+        return report
