@@ -447,3 +447,25 @@ def serve(
     with _cli_errors():
         typer.echo(f"serving {store} on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         run_server(store, host=host, port=port, api_key=api_key)
+
+
+@app.command()
+def evaluate(
+    store: Path = typer.Option(..., help="Store folder with a served event log."),
+    policy: str = typer.Option("linucb", help="linucb or random."),
+    alpha: float = typer.Option(0.5, help="LinUCB exploration width."),
+    train_share: float = typer.Option(0.5, help="Share of events (oldest first) to learn from."),
+) -> None:
+    """Off-policy evaluation (IPS, SNIPS) of a candidate policy on the store's event log."""
+    from .offline import evaluate_policy
+    from .store import Store
+
+    with _cli_errors():
+        report = evaluate_policy(Store(store), policy=policy, alpha=alpha,
+                                 train_share=train_share)
+    typer.echo(f"{report['test_events']} test events (learned from {report['train_events']}); "
+               f"logged policy reward {report['logged_reward']:.4f}")
+    for name in ("ips", "snips"):
+        e = report[name]
+        typer.echo(f"  {name:>5}: {e['value']:.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
+    typer.echo(json.dumps(report))

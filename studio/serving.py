@@ -59,10 +59,12 @@ class Selection:
 class SelectionService:
     """Thread-safe selection and feedback over a store."""
 
-    def __init__(self, store: Store, *, alpha: float = 0.5, snapshot_every: int = 100,
-                 feedback_window_s: float = 7 * 24 * 3600, seed: int = 0):
+    def __init__(self, store: Store, *, alpha: float = 0.5, epsilon: float = 0.05,
+                 snapshot_every: int = 100, feedback_window_s: float = 7 * 24 * 3600,
+                 seed: int = 0):
         self.store = store
         self.alpha = alpha
+        self.epsilon = epsilon
         self.snapshot_every = snapshot_every
         self.feedback_window_s = feedback_window_s
         self.seed = seed
@@ -191,7 +193,10 @@ class SelectionService:
                 model = LinUCB.load(io.BytesIO(bytes(snapshots[category]["model"])))
                 seq = int(snapshots[category]["reward_seq"])
             else:
-                model = LinUCB(self.dim, alpha=self.alpha, seed=self.seed)
+                # Epsilon-mixed UCB: every logged decision has a propensity > 0 for each
+                # candidate, so the log supports off-policy evaluation later.
+                model = LinUCB(self.dim, alpha=self.alpha, policy="epsilon",
+                               epsilon=self.epsilon, seed=self.seed)
                 seq = 0
             if model.n_features != self.dim:
                 raise StudioError(f"the bandit snapshot of {category!r} has {model.n_features} "
