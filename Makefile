@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/obd_replay.py
 	$(PY) bench/audience_prompts.py
 	$(PY) bench/reward_quality.py
+	$(PY) bench/api_load.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -56,3 +56,9 @@ def test_reward_quality_bench():
     for key in ("auc", "oracle_auc", "ece", "pairwise_acc", "oracle_pairwise_acc", "impressions"):
         assert key in out
     assert out["auc"] > out["constant_auc"] and out["impressions"] == 20000
+
+
+def test_api_load_bench():
+    out = _last_json(["bench/api_load.py", "--seconds", "3", "--rate", "100", "--clients", "2"])
+    assert out["requests"] > 50 and out["errors"] == 0
+    assert out["lost_updates"] == 0 and out["lost_after_restart"] == 0
