@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from .errors import StudioError
+from .files import write_atomic
 
 DB_NAME = "store.db"
 FILES = "files"
@@ -188,19 +187,8 @@ class Store:
         """Store bytes content-addressed (atomically); return their sha256."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.file_path(sha)
-        if path.exists():
-            return sha
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        if not path.exists():
+            write_atomic(path, data)
         return sha
 
     def remove_temporary_files(self) -> int:
