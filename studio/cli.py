@@ -159,19 +159,26 @@ def render(
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where to write the results."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, backdrop or tiny."),
-    formats: str = typer.Option("1:1,4:5,9:16,1.91:1", help="Comma-separated ad formats."),
-    seed: int = typer.Option(0, help="Seed for every render."),
+    impressions: int = typer.Option(20_000, help="Simulated impressions in the campaign."),
+    formats: str = typer.Option("1:1,9:16", help="Comma-separated ad formats to render."),
+    per_cluster: int = typer.Option(3, help="Prompts per category and cluster."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side (default 512)."),
+    seed: int = typer.Option(0, help="Seed of the whole run."),
 ) -> None:
-    """Render every bundled sample product for the built-in prompts in every format."""
+    """The whole flow on the bundled assets: audience, prompts, renders, reward model,
+    arms, a simulated campaign (LinUCB vs static vs random) and a report."""
     from .demo import run_demo
 
     with _cli_errors():
         _choice(engine, ENGINE_NAMES, "engine")
-        wanted = [f.strip() for f in formats.split(",") if f.strip()]
+        wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
         for fmt in wanted:
             _choice(fmt, format_names()[1:], "format")
-        summary = run_demo(out, engine=engine, formats=wanted, seed=seed, echo=typer.echo)
-    typer.echo(json.dumps(summary))
+        if impressions < 1:
+            raise InputError(f"impressions must be at least 1, got {impressions}")
+        result = run_demo(out, engine=engine, formats=wanted, impressions=impressions,
+                          per_cluster=per_cluster, size=size, seed=seed, echo=typer.echo)
+    typer.echo(json.dumps(result))
 
 
 audience_app = typer.Typer(help="Fit and inspect audience clusters.", no_args_is_help=True)

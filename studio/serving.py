@@ -86,16 +86,18 @@ class SelectionService:
 
     # ------------------------------------------------------------ decisions
     def context(self, *, user: dict | None = None, cluster_id: int | None = None,
-                placement: str = "1:1") -> tuple[np.ndarray, int]:
-        """(context vector, cluster id) for a user's features or a cluster."""
+                encoded: np.ndarray | None = None, placement: str = "1:1") -> tuple[np.ndarray, int]:
+        """(context vector, cluster id) for a user's features, a user already encoded
+        with the audience (``Audience.transform``), or a cluster."""
         if placement not in PLACEMENTS:
             raise StudioError(f"unknown placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
-        if (user is None) == (cluster_id is None):
+        if sum(v is not None for v in (user, cluster_id, encoded)) != 1:
             raise StudioError("give either user features or a cluster_id")
         if user is not None:
             frame = validate_users(pd.DataFrame([{USER_ID: "request", **user}]),
                                    ignore=self.audience.ignore)
             encoded = encode(frame, self.audience.encoding_)[0]
+        if encoded is not None:
             cluster_id = int(((self.audience.centroids_ - encoded) ** 2).sum(axis=1).argmin())
         else:
             if cluster_id not in self.clusters:
@@ -110,21 +112,30 @@ class SelectionService:
         return (np.concatenate([encoded / norm if norm > 0 else encoded, placement_vector]),
                 int(cluster_id))
 
-    def select(self, product_id: str, *, user: dict | None = None, cluster_id: int | None = None,
-               placement: str = "1:1") -> Selection:
+    def candidates(self, product_id: str, cluster_id: int, placement: str) -> list[str]:
+        """Arms of the product's category pool for the cluster that have a creative of
+        this product in this placement."""
         if product_id not in self.products:
             raise NotFound(f"unknown product {product_id!r}")
         category = self.products[product_id]
-        context, cluster_id = self.context(user=user, cluster_id=cluster_id, placement=placement)
-        candidates = [a for a, arm in self.arms.items()
-                      if arm["category"] == category and arm["cluster_id"] == cluster_id
-                      and self._creative(product_id, a, placement)]
+        return [a for a, arm in self.arms.items()
+                if arm["category"] == category and arm["cluster_id"] == cluster_id
+                and self.creative_of(product_id, a, placement)]
+
+    def select(self, product_id: str, *, user: dict | None = None, cluster_id: int | None = None,
+               encoded: np.ndarray | None = None, placement: str = "1:1") -> Selection:
+        if product_id not in self.products:
+            raise NotFound(f"unknown product {product_id!r}")
+        category = self.products[product_id]
+        context, cluster_id = self.context(user=user, cluster_id=cluster_id, encoded=encoded,
+                                           placement=placement)
+        candidates = self.candidates(product_id, cluster_id, placement)
         if not candidates:
             raise NotFound(f"no creative of {product_id!r} for cluster {cluster_id} in placement "
                            f"{placement}; run `studio batch` with that format")
         decision = self.models[category].select(context, arms=candidates)
         i = decision.index
-        selection = Selection(uuid.uuid4().hex, self._creative(product_id, decision.arm, placement),
+        selection = Selection(uuid.uuid4().hex, self.creative_of(product_id, decision.arm, placement),
                               decision.arm, cluster_id, self.prompts[decision.arm],
                               float(decision.score[i]), float(decision.expected[i]),
                               float(decision.bonus[i]), decision.propensity)
@@ -136,7 +147,8 @@ class SelectionService:
                         selection.propensity, selection.score))
         return selection
 
-    def _creative(self, product_id: str, arm_id: str, placement: str) -> str | None:
+    def creative_of(self, product_id: str, arm_id: str, placement: str) -> str | None:
+        """The creative serving ``arm_id`` for this product and placement, if any."""
         return self.creatives.get((product_id, arm_id, placement))
 
     # ------------------------------------------------------------- feedback
