@@ -108,7 +108,7 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
                 "image_sha256": store.put_file(png), "mask_sha256": store.put_file(mask_png),
                 "bytes": len(png) + len(mask_png), "manifest": {**manifest, "product_id": product_id}}
         if state.is_main_process:
-            _commit(store, [note])
+            commit_creatives(store, [note])
         else:
             spool.mkdir(exist_ok=True)
             (spool / f"{key}.json").write_text(json.dumps(note))
@@ -117,7 +117,7 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
         return {}
     if spool.exists():
         notes = [json.loads(p.read_text()) for p in sorted(spool.glob("*.json"))]
-        _commit(store, notes)
+        commit_creatives(store, notes)
         for path in spool.glob("*.json"):
             path.unlink()
     _score_and_choose_arms(store, audience, audience_source, settings, echo)
@@ -219,14 +219,22 @@ def _estimate(store, products, job, pending: int, engine, settings, echo) -> Non
                           f"over --max-bytes {settings.max_bytes / 1e6:.1f} MB")
 
 
-def _commit(store: Store, notes: list[dict]) -> None:
+def commit_creatives(store: Store, notes: list[dict]) -> None:
+    """Insert rendered creatives (files already in place) in one transaction."""
     with store.transaction() as tx:
         for note in notes:
+            if tx.execute("SELECT 1 FROM creatives WHERE job_key = ?", (note["job_key"],)).fetchone():
+                continue
+            creative_id = note["manifest"]["id"]
+            if tx.execute("SELECT 1 FROM creatives WHERE creative_id = ?", (creative_id,)).fetchone():
+                # Two jobs rendered the very same pixels: keep both, under distinct ids.
+                creative_id = hashlib.sha1(f"{note['job_key']}|{creative_id}".encode()).hexdigest()[:20]
+                note["manifest"] = {**note["manifest"], "id": creative_id}
             tx.execute(
                 "INSERT INTO creatives (creative_id, job_key, product_id, prompt_id, cluster_id, "
                 "format, seed, image_sha256, mask_sha256, bytes, manifest) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (note["manifest"]["id"], note["job_key"], note["product_id"], note["prompt_id"],
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (creative_id, note["job_key"], note["product_id"], note["prompt_id"],
                  note["cluster_id"], note["format"], note["seed"], note["image_sha256"],
                  note["mask_sha256"], note["bytes"], json.dumps(note["manifest"])))
 
@@ -286,24 +294,13 @@ def _reward_model(store, records, audience, audience_source, settings, echo):
     trained on simulated impressions of these creatives; else none (all prompts tie)."""
     from reward import CTRModel
 
+    from .scoring import simulated_reward_model
+
     if settings.reward_model:
         return CTRModel.load(settings.reward_model)
     source = Path(audience_source)
-    if source.suffix == ".json":
-        echo("no reward model (--reward-model): prompts are ranked equally")
-        return None
-    users = load_users(source)
-    if "segment" not in users.columns:
-        echo("no reward model (--reward-model): prompts are ranked equally")
-        return None
-    from .simulate import AudienceSimulator, SimulatedCreative, creative_attributes
-    from .scoring import creative_tables
-
-    pool = [SimulatedCreative(r.creative_id, r.product_id, r.format,
-                              creative_attributes(r.image, r.mask, r.prompt)) for r in records]
-    log = AudienceSimulator(users, seed=0).simulate(pool, 30_000, seed=1)
-    image, text = creative_tables(records)
-    context = audience.transform(users)[log["user_index"].to_numpy()]
-    echo("reward model: trained on 30,000 simulated impressions (demo audience)")
-    return CTRModel().fit(context, image, text, log["click"],
-                          creative=log["creative_index"].to_numpy())
+    users = None if source.suffix == ".json" else load_users(source)
+    model = simulated_reward_model(records, audience, users)
+    echo("reward model: trained on simulated impressions (demo audience)" if model is not None
+         else "no reward model (--reward-model): prompts are ranked equally")
+    return model

@@ -10,6 +10,7 @@ preview, and makes clean marketplace images ("on a white background").
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Sequence
 
 import cv2
@@ -83,7 +84,8 @@ FLOOR_WORDS = {"table", "floor", "surface", "counter", "countertop", "ground", "
 
 class BackdropEngine:
     """Renders procedural backdrops. ``steps`` and ``guidance`` are accepted and ignored;
-    the seed varies light position, texture and a small palette jitter."""
+    the seed and the prompt's text vary light position, texture and a small palette
+    jitter, so two prompts with the same style words still give different images."""
 
     name = "backdrop"
     default_steps = 1
@@ -94,9 +96,10 @@ class BackdropEngine:
                  guidance: float | None = None, control_image: np.ndarray | None = None,
                  callback: ProgressCallback | None = None) -> list[np.ndarray]:
         style = parse_style(prompt)
+        text_key = zlib.crc32(prompt.encode())  # different prompts, different backdrops
         images = []
         for i, seed in enumerate(seeds):
-            images.append(_render(mask, style, np.random.default_rng(seed)))
+            images.append(_render(mask, style, np.random.default_rng([seed, text_key])))
             if callback is not None:
                 callback(i + 1, len(seeds))
         return images

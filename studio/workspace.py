@@ -1,0 +1,296 @@
+"""A marketer's working session: one product, an audience, prompts, renders, a campaign.
+
+The web UI is a thin face over this class; every step calls the same studio functions as
+the CLI (load_product, Audience, prompt writers, render/finish, the store, the reward
+model, the selection service, the simulator). A workspace lives in one folder; its
+renders go into a store there, which the campaign serves from.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from pipelines import load_product, product_from_arrays
+from pipelines.engines import load_engine
+
+from .assets import assets_dir
+from .audience import Audience, load_users
+from .batch import commit_creatives
+from .catalog import ProductInfo
+from .errors import StudioError
+from .files import write_atomic
+from .guidelines import Guidelines
+from .prompts import make_generator
+from .render import RenderOptions, finish, prepare, render
+from .scoring import CreativeRecord, creative_tables, simulated_reward_model
+from .store import Store
+
+
+class Workspace:
+    """State of one session, kept in ``root``."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.product = None
+        self.info: ProductInfo | None = None
+        self.users: pd.DataFrame | None = None
+        self.audience: Audience | None = None
+        self.prompts: pd.DataFrame | None = None
+        self.approved: dict[str, bool] = {}
+        self.notice: str | None = None
+
+    # ------------------------------------------------------------ product
+    def load_product(self, image_path, *, mask_path=None, category: str = "generic",
+                     title: str = "") -> np.ndarray:
+        """Load and validate the product; return a preview with the mask overlaid."""
+        if not image_path:
+            raise StudioError("upload a product photo first")
+        self.product = load_product(image_path, mask=mask_path or None,
+                                    name=Path(image_path).stem[:40] or "product")
+        self.info = ProductInfo(self.product.name, category or "generic",
+                                title.strip() or self.product.name.replace("_", " "))
+        return self.overlay()
+
+    def set_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Replace the product mask (white = product), e.g. after brushing in the editor."""
+        self._need_product()
+        mask = np.asarray(mask)
+        if mask.ndim == 3:
+            mask = mask[..., :3].mean(axis=2) if mask.shape[2] >= 3 else mask[..., 0]
+        if mask.shape != self.product.alpha.shape:
+            raise StudioError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the product is "
+                              f"{self.product.size[0]}x{self.product.size[1]}")
+        self.product = product_from_arrays(self.product.rgb, mask >= 128, name=self.product.name,
+                                           mask_source="edited")
+        return self.overlay()
+
+    def overlay(self) -> np.ndarray:
+        """The product with its mask tinted (green = kept pixel-fixed)."""
+        self._need_product()
+        rgb = self.product.rgb.astype(np.float32)
+        tint = np.zeros_like(rgb)
+        tint[..., 1] = 255
+        mask = self.product.mask[..., None]
+        return np.where(mask, 0.6 * rgb + 0.4 * tint, 0.35 * rgb).astype(np.uint8)
+
+    def mask_image(self) -> np.ndarray:
+        self._need_product()
+        return np.where(self.product.mask, 255, 0).astype(np.uint8)
+
+    # ----------------------------------------------------------- audience
+    def fit_audience(self, users_path=None, *, k: int | None = None) -> pd.DataFrame:
+        """Cluster an uploaded user table (or the demo audience); return the cluster table."""
+        source = users_path or assets_dir() / "demo" / "users.csv"
+        self.users = load_users(source)
+        self.audience = Audience(k or None).fit(self.users)
+        self.prompts = None
+        return self.cluster_table()
+
+    def cluster_table(self) -> pd.DataFrame:
+        self._need_audience()
+        return pd.DataFrame([{"cluster": c.id, "users": c.size, "share": f"{c.share:.0%}",
+                              "top interests": ", ".join(c.interests[:4]), "profile": c.profile}
+                             for c in self.audience.clusters_])
+
+    # ------------------------------------------------------------ prompts
+    def generate_prompts(self, *, generator: str = "template", n: int = 3, seed: int = 0,
+                         guidelines_path=None, model: str | None = None,
+                         base_url: str | None = None) -> pd.DataFrame:
+        self._need_product()
+        self._need_audience()
+        rules = Guidelines.load(guidelines_path) if guidelines_path else None
+        writer = make_generator(generator, guidelines=rules, model=model or None,
+                                base_url=base_url or None)
+        rows = []
+        for cluster in self.audience.clusters_:
+            for prompt in writer.generate(self.info, cluster, int(n), seed):
+                rows.append({"cluster": cluster.id, "prompt": prompt.text,
+                             "source": prompt.source + (" (fallback)" if prompt.fallback else "")})
+        self.prompts = pd.DataFrame(rows)
+        self.guidelines = rules
+        return self.prompts
+
+    def edit_prompts(self, table) -> pd.DataFrame:
+        """Take the (edited) prompt table back from the UI."""
+        frame = pd.DataFrame(table)
+        if frame.empty or not {"cluster", "prompt"} <= set(frame.columns):
+            raise StudioError("the prompt table needs cluster and prompt columns")
+        frame = frame[frame["prompt"].astype(str).str.strip() != ""].copy()
+        frame["cluster"] = pd.to_numeric(frame["cluster"], errors="coerce")
+        valid = {c.id for c in self.audience.clusters_} if self.audience else set()
+        if frame["cluster"].isna().any() or not set(frame["cluster"].astype(int)) <= valid:
+            raise StudioError(f"cluster must be one of {sorted(valid)}")
+        frame["cluster"] = frame["cluster"].astype(int)
+        if getattr(self, "guidelines", None) is not None:
+            frame["prompt"] = [self.guidelines.enforce(str(p)) for p in frame["prompt"]]
+        self.prompts = frame
+        return frame
+
+    # ------------------------------------------------------------- render
+    def render(self, *, formats=("1:1",), engine: str = "auto", size: str | None = None,
+               seed: int = 0, progress=None) -> list[dict]:
+        """Render every prompt in every format into a fresh store; score with the reward
+        model (trained on simulated impressions for an audience with planted segments)."""
+        self._need_product()
+        self._need_audience()
+        if self.prompts is None or self.prompts.empty:
+            raise StudioError("generate (or write) prompts first")
+        if not formats:
+            raise StudioError("choose at least one format")
+        chosen, self.notice = load_engine(engine)
+        store = self._fresh_store()
+        category = self.info.category
+        jobs = [(row.cluster, str(row.prompt), fmt) for row in self.prompts.itertuples()
+                for fmt in formats]
+        notes, pixels = [], []
+        for i, (cluster_id, text, fmt) in enumerate(jobs):
+            if progress is not None:
+                progress(i / len(jobs), desc=f"rendering {i + 1}/{len(jobs)}")
+            prompt_id = hashlib.sha1(f"{category}|{cluster_id}|{text}".encode()).hexdigest()[:16]
+            options = RenderOptions(prompt=text, format=fmt, size=size, seed=seed, anchor="bottom")
+            placed = prepare(self.product, options)
+            creative = render(placed, options, chosen)[0]
+            png, mask_png, manifest = finish(creative, placed, self.product, options, chosen)
+            notes.append({"job_key": f"{prompt_id}|{fmt}", "product_id": self.info.name,
+                          "prompt_id": prompt_id, "cluster_id": int(cluster_id), "format": fmt,
+                          "seed": seed, "image_sha256": store.put_file(png),
+                          "mask_sha256": store.put_file(mask_png), "bytes": len(png) + len(mask_png),
+                          "manifest": {**manifest, "product_id": self.info.name}})
+            pixels.append((np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), placed.mask))
+        with store.transaction() as tx:
+            for cluster_id, text in {(n["cluster_id"], n["manifest"]["prompt"]) for n in notes}:
+                prompt_id = hashlib.sha1(f"{category}|{cluster_id}|{text}".encode()).hexdigest()[:16]
+                tx.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (prompt_id, category, cluster_id, text, "", "{}", "ui"))
+        commit_creatives(store, notes)  # may rename a creative whose pixels repeat another's
+        records = [CreativeRecord(n["manifest"]["id"], self.info.name, n["format"],
+                                  n["manifest"]["prompt"], image, mask)
+                   for n, (image, mask) in zip(notes, pixels)]
+        model = simulated_reward_model(records, self.audience, self.users)
+        scores = [None] * len(records)
+        if model is not None:
+            image, text = creative_tables(records)
+            centroids = self.audience.centroids_[[n["cluster_id"] for n in notes]]
+            scores = list(model.predict_ctr(centroids, image, text, creative=np.arange(len(records))))
+        with store.transaction() as tx:
+            for note, score in zip(notes, scores):
+                tx.execute("UPDATE creatives SET reward = ?, selected = 1 WHERE creative_id = ?",
+                           (None if score is None else float(score), note["manifest"]["id"]))
+            for prompt_id, cluster_id in {(n["prompt_id"], n["cluster_id"]) for n in notes}:
+                values = [s for n, s in zip(notes, scores) if n["prompt_id"] == prompt_id and s is not None]
+                tx.execute("INSERT OR REPLACE INTO arms (arm_id, category, cluster_id, prior_ctr) "
+                           "VALUES (?, ?, ?, ?)", (prompt_id, category, cluster_id,
+                                                   float(np.mean(values)) if values else None))
+        self.approved = {n["manifest"]["id"]: True for n in notes}
+        return self.creatives()
+
+    def creatives(self) -> list[dict]:
+        store = self._store()
+        rows = store.query("SELECT creative_id, cluster_id, format, reward, image_sha256, manifest "
+                           "FROM creatives ORDER BY cluster_id, creative_id")
+        return [{"id": r["creative_id"], "cluster": r["cluster_id"], "format": r["format"],
+                 "predicted_ctr": r["reward"], "path": str(store.file_path(r["image_sha256"])),
+                 "manifest": json.loads(r["manifest"]),
+                 "approved": self.approved.get(r["creative_id"], True)} for r in rows]
+
+    def approve(self, creative_id: str, approved: bool) -> None:
+        if creative_id not in self.approved:
+            raise StudioError(f"unknown creative {creative_id!r}")
+        self.approved[creative_id] = approved
+
+    # ----------------------------------------------------------- campaign
+    def simulate(self, impressions: int = 1000, *, seed: int = 0) -> pd.DataFrame:
+        """Serve simulated impressions through the selection service (LinUCB learns
+        from them); return the arm table. Needs an audience with planted segments."""
+        from .campaign import run_campaign
+
+        if self.users is None or "segment" not in self.users.columns:
+            raise StudioError("simulation needs an audience with planted segments (the demo "
+                              "audience); real campaigns learn from /v1/feedback instead")
+        if impressions < 1:
+            raise StudioError("simulate at least one impression")
+        store = self._store()
+        done = store.counts()["events"]
+        run_campaign(store, self.users, impressions=int(impressions), seed=seed + done,
+                     placements=tuple(sorted({c["format"] for c in self.creatives()})))
+        return self.arm_table()
+
+    def arm_table(self) -> pd.DataFrame:
+        from .serving import SelectionService
+
+        report = SelectionService(self._store()).arm_report()
+        return pd.DataFrame([{"cluster": a["cluster_id"], "prompt": a["prompt"][:70],
+                              "pulls": a["pulls"], "CTR": round(a["ctr"], 4) if a["ctr"] is not None else None,
+                              "mean": round(a["mean"], 4), "bonus": round(a["bonus"], 4)}
+                             for a in report])
+
+    def ctr_history(self, window: int = 200) -> pd.DataFrame:
+        """Rolling CTR of the served events, for the campaign chart."""
+        rows = self._store().query("SELECT r.reward FROM rewards r JOIN events e "
+                                   "ON e.event_id = r.event_id ORDER BY r.seq")
+        rewards = np.array([r[0] for r in rows], dtype=float)
+        if not len(rewards):
+            return pd.DataFrame({"impressions": [], "CTR": []})
+        rolling = pd.Series(rewards).rolling(window, min_periods=1).mean()
+        return pd.DataFrame({"impressions": np.arange(1, len(rewards) + 1), "CTR": rolling})
+
+    # ------------------------------------------------------------- export
+    def export(self) -> Path:
+        """A zip of the approved creatives with their manifests and a CSV."""
+        approved = [c for c in self.creatives() if c["approved"]]
+        if not approved:
+            raise StudioError("no approved creatives to export")
+        buffer = io.BytesIO()
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(["creative_id", "cluster_id", "format", "predicted_ctr", "prompt", "file"])
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for c in approved:
+                archive.write(c["path"], f"{c['id']}.png")
+                archive.writestr(f"{c['id']}.json", json.dumps(c["manifest"], indent=2))
+                writer.writerow([c["id"], c["cluster"], c["format"], c["predicted_ctr"],
+                                 c["manifest"]["prompt"], f"{c['id']}.png"])
+            archive.writestr("creatives.csv", table.getvalue())
+        path = self.root / "approved-creatives.zip"
+        write_atomic(path, buffer.getvalue())
+        return path
+
+    # ----------------------------------------------------------- internals
+    def _fresh_store(self) -> Store:
+        import shutil
+
+        folder = self.root / "store"
+        shutil.rmtree(folder, ignore_errors=True)
+        store = Store(folder, create=True)
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO audience (id, document) VALUES (1, ?)",
+                       (json.dumps(self.audience.to_document()),))
+            for c in self.audience.clusters_:
+                tx.execute("INSERT INTO clusters VALUES (?, ?, ?, ?)",
+                           (c.id, c.profile, c.size, json.dumps(c.as_dict())))
+            tx.execute("INSERT INTO products VALUES (?, ?, ?, ?)",
+                       (self.info.name, self.info.category, self.info.title, self.product.sha256))
+        return store
+
+    def _store(self) -> Store:
+        if not (self.root / "store" / "store.db").exists():
+            raise StudioError("render creatives first")
+        return Store(self.root / "store")
+
+    def _need_product(self) -> None:
+        if self.product is None:
+            raise StudioError("load a product first (Product tab)")
+
+    def _need_audience(self) -> None:
+        if self.audience is None:
+            raise StudioError("fit the audience first (Audience tab)")
