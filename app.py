@@ -40,11 +40,11 @@ def _workspace(state: Workspace | None) -> Workspace:
 
 
 def _ok(message: str) -> str:
-    return f"✅ {message}"
+    return f"**Done:** {message}"
 
 
 def _error(exc: Exception) -> str:
-    return f"⚠️ **Error:** {exc}"
+    return f"**Error:** {exc}"
 
 
 def guarded(outputs: int):

@@ -111,11 +111,17 @@ class BackdropEngine:
 def parse_style(prompt: str) -> dict:
     """Read colours, scene and lighting from a prompt (case-insensitive words).
 
-    The first scene word sets wall, floor and texture; a colour word followed by a
-    floor noun ("white marble table") colours the floor, one followed by a wall noun
-    ("turquoise sky") the wall; other colours fill the wall, then the floor.
+    The words before the first placement preposition (" on ", " in ", " at ", ...) name
+    the product ("a pair of red sneakers on ...") and are not read. The first scene word
+    sets wall, floor and texture; a colour word followed by a floor noun ("white marble
+    table") colours the floor, one followed by a wall noun ("turquoise sky") the wall;
+    other colours fill the wall, then the floor.
     """
-    words = re.findall(r"[a-z]+", prompt.lower())
+    text = prompt.lower()
+    match = re.search(r"\b(on|in|at|beside|under|against|by|inside|near)\b", text)
+    if match and match.start() > 0:
+        text = text[match.start():]
+    words = re.findall(r"[a-z]+", text)
     scenes = [SCENES[w] for w in words if w in SCENES]
     wall, floor, texture = scenes[0] if scenes else ((236, 236, 236), (226, 226, 226), "plain")
     wall_colour = floor_colour = None
