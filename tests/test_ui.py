@@ -75,6 +75,8 @@ def test_every_tab_through_the_api(client, tmp_path):
     status, table = client.predict("template", 2, None, "", "", api_name="/generate_prompts")
     assert "10 prompts" in status and len(table["data"]) == 10
     assert all(row[1].startswith("a blue enamel mug") for row in table["data"])
+    no_weights = client.predict(table, ["1:1"], "sd", "128", api_name="/render")[0]
+    assert "Error" in no_weights and "cannot load" in no_weights  # no weights: readable
     status, gallery, _ = client.predict(table, ["1:1"], "backdrop", "128", api_name="/render")
     assert "10 creatives rendered" in status and len(gallery) == 10
     assert all("predicted CTR" in item["caption"] for item in gallery)
