@@ -56,3 +56,19 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write one file atomically."""
     with atomic_files(path.parent) as files:
         files[path.name] = data
+
+
+def read_yaml(path, what: str):
+    """Parse a YAML file; a missing or invalid file is a StudioError naming ``what``."""
+    import yaml
+
+    from .errors import StudioError
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise StudioError(f"{what} {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise StudioError(f"{what} {str(path)!r} is not valid YAML: "
+                          f"{str(exc).splitlines()[0]}") from None

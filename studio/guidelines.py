@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from .errors import StudioError
+from .files import read_yaml
 
 _KEYS = {"banned_words", "required_words", "palette", "tone", "max_length", "negative"}
 
@@ -48,15 +46,7 @@ class Guidelines:
 
     @classmethod
     def load(cls, path) -> "Guidelines":
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise StudioError(f"guidelines file {str(path)!r} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise StudioError(f"guidelines file {str(path)!r} is not valid YAML: "
-                              f"{str(exc).splitlines()[0]}") from None
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_yaml(path, "guidelines file"), where=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "guidelines") -> "Guidelines":

@@ -33,12 +33,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .assets import assets_dir
 from .audience import Cluster
 from .catalog import ProductInfo
 from .errors import StudioError
+from .files import read_yaml
 from .guidelines import Guidelines
 from .render import DEFAULT_NEGATIVE_PROMPT
 
@@ -105,13 +105,7 @@ def category_product(category: str, folder: Path | None = None) -> ProductInfo:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise StudioError(f"vocabulary file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise StudioError(f"vocabulary file {str(path)!r} is not valid YAML: "
-                          f"{str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, "vocabulary file")
     if not isinstance(data, dict):
         raise StudioError(f"vocabulary file {str(path)!r} must be a mapping")
     return data
