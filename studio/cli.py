@@ -476,3 +476,31 @@ def evaluate(
         e = report[name]
         typer.echo(f"  {name:>5}: {e['value']:.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
     typer.echo(json.dumps(report))
+
+
+@app.command()
+def outfit(
+    items: list[Path] = typer.Option(..., "--items", help="1–3 fixed items of the outfit "
+                                     "(repeat --items, or list them after it)."),
+    category: str = typer.Option(..., help="Category of the item to generate: top, bottom, "
+                                 "shoes, bag, outerwear, accessory, dress."),
+    history: list[Path] = typer.Option([], "--history", help="The user's past items of "
+                                       "that category."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the item, board, mask and "
+                             "manifest."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
+    seed: int = typer.Option(0, help="Seed."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps."),
+    cell: int = typer.Option(256, help="Board cell size in pixels (multiple of 8)."),
+    clip: Optional[str] = typer.Option(None, help="CLIP model id or folder for DiFashion's "
+                                       "personal similarity."),
+) -> None:
+    """Generate the missing item of an outfit for a user's taste (DiFashion)."""
+    from .outfit import run_outfit
+
+    with _cli_errors():
+        _choice(engine, ENGINE_NAMES, "engine")
+        manifest = run_outfit(items, category, history=history, out=out, engine=engine,
+                              seed=seed, steps=steps, cell=cell, clip=clip, echo=typer.echo)
+    typer.echo(f"{out / manifest['image']}  prompt: {manifest['prompt']}")
+    typer.echo(json.dumps(manifest["metrics"]))
