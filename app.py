@@ -23,6 +23,7 @@ import gradio as gr  # noqa: E402
 
 from pipelines import InputError  # noqa: E402
 from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
+from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
 from studio.assets import assets_dir  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
 from studio.workspace import Workspace  # noqa: E402
@@ -142,6 +143,23 @@ def simulate(impressions, state):
     return _ok(f"{len(history)} impressions served so far"), arms, history, ws
 
 
+@guarded(outputs=3)
+def complete_outfit(items, category, history, engine, state):
+    """Generate the missing item of an outfit for the history's taste (DiFashion)."""
+    from studio.outfit import run_outfit
+
+    ws = _workspace(state)
+    if not items:
+        raise StudioError("upload 1-3 fixed items of the outfit")
+    manifest = run_outfit([Path(p) for p in items], category,
+                          history=[Path(p) for p in history or []],
+                          out=ws.root / "outfits", engine=engine, echo=lambda m: None)
+    folder = ws.root / "outfits"
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in manifest["metrics"].items() if v is not None)
+    return (_ok(f"outfit completed: {manifest['prompt']} ({metrics})"),
+            str(folder / manifest["board"]), str(folder / manifest["image"]), ws)
+
+
 @guarded(outputs=2)
 def export(state):
     ws = _workspace(state)
@@ -212,6 +230,24 @@ def build() -> gr.Blocks:
             chart = gr.LinePlot(x="impressions", y="CTR", label="CTR (rolling)",
                                 elem_id="ctr-chart")
             arms = gr.Dataframe(label="Arms", interactive=False, elem_id="arms")
+        with gr.Tab("Outfit", elem_id="tab-outfit"):
+            with gr.Row():
+                outfit_items = gr.File(label="Fixed items of the outfit (1-3 images)",
+                                       file_count="multiple", file_types=["image"],
+                                       elem_id="outfit-items")
+                outfit_history = gr.File(label="The user's past items of the category",
+                                         file_count="multiple", file_types=["image"],
+                                         elem_id="outfit-history")
+                with gr.Column():
+                    outfit_category = gr.Dropdown(list(FASHION_CATEGORIES), value="shoes",
+                                                  label="Item to generate")
+                    outfit_engine = gr.Dropdown(list(ENGINE_NAMES), value="auto", label="Engine")
+                    outfit_go = gr.Button("Complete the outfit", variant="primary",
+                                          elem_id="complete-outfit")
+            with gr.Row():
+                outfit_board = gr.Image(label="Outfit board (fixed items untouched)",
+                                        interactive=False)
+                outfit_item = gr.Image(label="Generated item", interactive=False)
         with gr.Tab("Export", elem_id="tab-export"):
             export_button = gr.Button("Export approved creatives", variant="primary",
                                       elem_id="export")
@@ -231,6 +267,9 @@ def build() -> gr.Blocks:
         reject.click(lambda c, s: set_approval(c, False, s), [chosen, state], [status, state])
         run.click(simulate, [impressions, state], [status, arms, chart, state], api_name="simulate")
         export_button.click(export, [state], [status, archive, state], api_name="export")
+        outfit_go.click(complete_outfit, [outfit_items, outfit_category, outfit_history,
+                                          outfit_engine, state],
+                        [status, outfit_board, outfit_item, state], api_name="outfit")
     return demo
 
 

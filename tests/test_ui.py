@@ -88,6 +88,15 @@ def test_every_tab_through_the_api(client, tmp_path):
     with zipfile.ZipFile(archive) as z:
         names = z.namelist()
     assert "creatives.csv" in names and sum(n.endswith(".png") for n in names) == 10
+    fashion = REPO / "assets" / "fashion"
+    status, board, item = client.predict(
+        [handle_file(str(fashion / "top_tshirt_red.png")), handle_file(str(fashion / "bottom_jeans_blue.png"))],
+        "shoes", [handle_file(str(fashion / "top_sweater_orange.png"))], "backdrop",
+        api_name="/outfit")
+    assert "outfit completed" in status and "orange" in status and Path(item).exists()
+    status = client.predict([handle_file(str(fashion / "top_tshirt_red.png"))] * 4, "shoes", [],
+                            "backdrop", api_name="/outfit")[0]
+    assert "Error" in status and "do not fit" in status
     bad_users = tmp_path / "users.csv"
     bad_users.write_text("name,age\nann,3\n")
     status = client.predict(handle_file(str(bad_users)), 0, api_name="/fit_audience")[0]
