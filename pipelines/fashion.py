@@ -161,6 +161,7 @@ def check_category(category: str) -> None:
 def complete_outfit(engine: Engine, items: list[Product], category: str, *,
                     history: list[Product] = (), seed: int = 0, steps: int | None = None,
                     guidance: float | None = None, cell: int = 256,
+                    history_weight: float = 0.6,
                     negative_prompt: str = "blurry, low quality, text, watermark, person, "
                                            "mannequin, multiple items") -> Outfit:
     """Generate the target item of the board; the fixed items stay bit-identical."""
@@ -170,8 +171,14 @@ def complete_outfit(engine: Engine, items: list[Product], category: str, *,
     prompt = outfit_prompt(category, colours, style)
     placed = board.placed
     weights = keep_weights(placed, "outpaint", feather=max(2, cell // 64))
+    extra = {}
+    if getattr(engine, "ip_adapter", None) and history:
+        # The history condition also as image embeddings, weighted by history_weight.
+        extra = {"ip_adapter_images": [_on_white(h) for h in history],
+                 "ip_adapter_scale": history_weight}
     generated = engine(placed.rgb.copy(), generation_mask(weights), prompt, seeds=[seed],
-                       negative_prompt=negative_prompt, steps=steps, guidance=guidance)[0]
+                       negative_prompt=negative_prompt, steps=steps, guidance=guidance,
+                       **extra)[0]
     image = composite(generated, placed, weights)
     x0, y0, x1, y1 = board.cells[board.target]
     item = image[y0:y1, x0:x1].copy()
@@ -181,6 +188,11 @@ def complete_outfit(engine: Engine, items: list[Product], category: str, *,
         "compatibility": colour_similarity(item, [i.rgb[i.mask] for i in items]),
     }
     return Outfit(image, placed.alpha, item, (x0, y0, x1, y1), prompt, colours, metrics)
+
+
+def _on_white(item: Product) -> np.ndarray:
+    weight = item.alpha[..., None].astype(np.float32) / 255.0
+    return np.rint(item.rgb * weight + WHITE * (1 - weight)).astype(np.uint8)
 
 
 def colour_similarity(item: np.ndarray, references: list[np.ndarray]) -> float:

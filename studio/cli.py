@@ -494,6 +494,9 @@ def outfit(
     cell: int = typer.Option(256, help="Board cell size in pixels (multiple of 8)."),
     clip: Optional[str] = typer.Option(None, help="CLIP model id or folder for DiFashion's "
                                        "personal similarity."),
+    ip_adapter: bool = typer.Option(False, "--ip-adapter", help="Also condition on the history "
+                                    "images through an IP-Adapter (sd: h94/IP-Adapter)."),
+    history_weight: float = typer.Option(0.6, help="IP-Adapter scale of the history condition."),
 ) -> None:
     """Generate the missing item of an outfit for a user's taste (DiFashion)."""
     from .outfit import run_outfit
@@ -501,6 +504,8 @@ def outfit(
     with _cli_errors():
         _choice(engine, ENGINE_NAMES, "engine")
         manifest = run_outfit(items, category, history=history, out=out, engine=engine,
-                              seed=seed, steps=steps, cell=cell, clip=clip, echo=typer.echo)
+                              seed=seed, steps=steps, cell=cell, clip=clip,
+                              ip_adapter=ip_adapter, history_weight=history_weight,
+                              echo=typer.echo)
     typer.echo(f"{out / manifest['image']}  prompt: {manifest['prompt']}")
     typer.echo(json.dumps(manifest["metrics"]))

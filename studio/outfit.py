@@ -29,17 +29,18 @@ from .render import library_versions
 
 def run_outfit(items, category: str, *, history=(), out: Path, engine: str = "auto",
                seed: int = 0, steps: int | None = None, cell: int = 256,
-               clip: str | None = None, echo=print) -> dict:
+               clip: str | None = None, ip_adapter: bool = False,
+               history_weight: float = 0.6, echo=print) -> dict:
     started = time.perf_counter()
     fixed = [load_product(p) for p in items]
     past = [load_product(p) for p in history]
     check_category(category)  # bad inputs fail before the engine loads
     build_board(fixed, cell=cell)
-    chosen, notice = load_engine(engine)
+    chosen, notice = load_engine(engine, ip_adapter=ip_adapter)
     if notice:
         echo(notice)
     outfit = complete_outfit(chosen, fixed, category, history=past, seed=seed, steps=steps,
-                             cell=cell)
+                             cell=cell, history_weight=history_weight)
     metrics = dict(outfit.metrics)
     if clip and past:
         from reward.clip import ClipImageEmbedder
@@ -56,6 +57,7 @@ def run_outfit(items, category: str, *, history=(), out: Path, engine: str = "au
         "image": f"{creative_id}.png", "board": f"{creative_id}.board.png",
         "mask": f"{creative_id}.mask.png", **chosen.describe(),
         "prompt": outfit.prompt, "seed": seed, "category": category,
+        "history_weight": history_weight if ip_adapter else None,
         "item_box": list(outfit.item_box), "palette": outfit.palette,
         "items": [{"name": p.name, "sha256": p.sha256} for p in fixed],
         "history": [{"name": p.name, "sha256": p.sha256} for p in past],

@@ -107,3 +107,22 @@ def test_outfit_cli_writes_item_board_mask_and_manifest(tmp_path):
                                    "--category", "hats", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "unknown category" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_history_through_a_tiny_ip_adapter(outfit_items):
+    from pipelines.engines import load_engine
+
+    engine, _ = load_engine("tiny", ip_adapter=True)
+    assert engine.describe()["ip_adapter"]
+    history = [item(WARM[0])]
+    with_history = complete_outfit(engine, outfit_items, "shoes", history=history, cell=128,
+                                   steps=2, history_weight=0.8)
+    without = complete_outfit(engine, outfit_items, "shoes", history=history, cell=128,
+                              steps=2, history_weight=0.0)
+    assert not np.array_equal(with_history.item, without.item)  # the adapter acts
+    board = build_board(outfit_items, cell=128)
+    assert np.array_equal(with_history.board[board.placed.mask], board.placed.rgb[board.placed.mask])
+    plain, _ = load_engine("tiny")
+    with pytest.raises(ValueError, match="no IP-Adapter"):
+        plain(board.placed.rgb, ~board.placed.image_area, "x", seeds=[0], steps=1,
+              ip_adapter_images=[board.placed.rgb])

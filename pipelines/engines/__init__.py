@@ -8,6 +8,7 @@ from .backdrop import BackdropEngine
 from .base import Engine, EngineUnavailableError, ProgressCallback, RenderCancelled
 from .diffusion import (
     DEFAULT_CONTROLNET_ID,
+    DEFAULT_IP_ADAPTER,
     DEFAULT_LCM_LORA_ID,
     DEFAULT_MODEL_ID,
     SCHEDULERS,
@@ -31,7 +32,9 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
                 controlnet: bool = False, controlnet_id: str = DEFAULT_CONTROLNET_ID,
                 lcm: bool = False, lcm_lora_id: str = DEFAULT_LCM_LORA_ID,
                 scheduler: str | None = None, device: str | None = None,
-                cache_dir: Path | None = None) -> tuple[Engine, str | None]:
+                cache_dir: Path | None = None, ip_adapter: bool = False,
+                ip_adapter_spec: tuple[str, str, str] = DEFAULT_IP_ADAPTER
+                ) -> tuple[Engine, str | None]:
     """Return (engine, notice). ``notice`` is a one-line message when ``auto`` had to
     fall back to ``backdrop``; otherwise None.
 
@@ -49,6 +52,7 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
             paths.pipeline, name="tiny", default_steps=4, scheduler=scheduler, device=device,
             controlnet_id=paths.controlnet if controlnet else None,
             lcm_lora_id=paths.lcm_lora if lcm else None,
+            ip_adapter=(str(paths.ip_adapter), "", "ip_adapter.safetensors") if ip_adapter else None,
         )
         return engine, None
 
@@ -56,6 +60,7 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
         controlnet_id=controlnet_id if controlnet else None,
         lcm_lora_id=lcm_lora_id if lcm else None,
         scheduler=scheduler, device=device,
+        ip_adapter=ip_adapter_spec if ip_adapter else None,
     )
     if name == "sd":
         return DiffusionEngine(model_id, **options), None

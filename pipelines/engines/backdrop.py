@@ -94,7 +94,8 @@ class BackdropEngine:
     def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str, *,
                  seeds: Sequence[int], negative_prompt: str = "", steps: int | None = None,
                  guidance: float | None = None, control_image: np.ndarray | None = None,
-                 callback: ProgressCallback | None = None) -> list[np.ndarray]:
+                 callback: ProgressCallback | None = None, ip_adapter_images=None,
+                 ip_adapter_scale: float = 0.6) -> list[np.ndarray]:
         style = parse_style(prompt)
         text_key = zlib.crc32(prompt.encode())  # different prompts, different backdrops
         images = []

@@ -43,8 +43,11 @@ class Engine(Protocol):
         guidance: float | None = None,
         control_image: np.ndarray | None = None,
         callback: ProgressCallback | None = None,
+        ip_adapter_images: list | None = None,
+        ip_adapter_scale: float = 0.6,
     ) -> list[np.ndarray]:
-        """Return one HxWx3 uint8 image per seed; ``mask`` is True where to generate."""
+        """Return one HxWx3 uint8 image per seed; ``mask`` is True where to generate.
+        ``ip_adapter_images`` condition an engine loaded with an IP-Adapter."""
         ...
 
     def describe(self) -> dict:

@@ -20,6 +20,9 @@ from .base import EngineUnavailableError, ProgressCallback, RenderCancelled
 DEFAULT_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 DEFAULT_CONTROLNET_ID = "lllyasviel/control_v11p_sd15_canny"
 DEFAULT_LCM_LORA_ID = "latent-consistency/lcm-lora-sdv1-5"
+#: IP-Adapter: (repo or folder, subfolder, weight file); the image encoder is looked up in
+#: ``<subfolder>/image_encoder``.
+DEFAULT_IP_ADAPTER = ("h94/IP-Adapter", "models", "ip-adapter_sd15.safetensors")
 
 #: Scheduler names accepted by ``scheduler=`` → diffusers class names.
 SCHEDULERS = {
@@ -43,7 +46,8 @@ class DiffusionEngine:
     def __init__(self, model_id: str = DEFAULT_MODEL_ID, *, name: str = "sd",
                  controlnet_id: str | None = None, lcm_lora_id: str | None = None,
                  scheduler: str | None = None, device: str | None = None,
-                 local_files_only: bool = False, default_steps: int | None = None):
+                 local_files_only: bool = False, default_steps: int | None = None,
+                 ip_adapter: tuple[str, str, str] | None = None):
         if scheduler is not None and scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
         if lcm_lora_id and scheduler not in (None, "lcm"):
@@ -52,12 +56,13 @@ class DiffusionEngine:
         self.model_id = str(model_id)
         self.controlnet_id = str(controlnet_id) if controlnet_id else None
         self.lcm_lora_id = str(lcm_lora_id) if lcm_lora_id else None
+        self.ip_adapter = tuple(map(str, ip_adapter)) if ip_adapter else None
         self.scheduler = "lcm" if lcm_lora_id else scheduler
         self.device, self.dtype = _device_and_dtype(device)
         self.default_steps = default_steps or (6 if lcm_lora_id else 30)
         self.default_guidance = 1.5 if lcm_lora_id else 7.5
         self.pipe = load_pipeline(self.model_id, self.controlnet_id, self.lcm_lora_id,
-                                  self.device, self.dtype, local_files_only)
+                                  self.device, self.dtype, local_files_only, self.ip_adapter)
         # Engines can share a cached pipeline; remember its own scheduler so an engine
         # without a scheduler choice gets it back after another engine swapped it.
         self._own_scheduler = _DEFAULT_SCHEDULERS[id(self.pipe)]
@@ -65,10 +70,13 @@ class DiffusionEngine:
     def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str, *,
                  seeds: Sequence[int], negative_prompt: str = "", steps: int | None = None,
                  guidance: float | None = None, control_image: np.ndarray | None = None,
-                 callback: ProgressCallback | None = None) -> list[np.ndarray]:
+                 callback: ProgressCallback | None = None, ip_adapter_images=None,
+                 ip_adapter_scale: float = 0.6) -> list[np.ndarray]:
         import torch
         from PIL import Image
 
+        if ip_adapter_images is not None and self.ip_adapter is None:
+            raise ValueError("this engine has no IP-Adapter: load it with ip_adapter=...")
         if self.controlnet_id and control_image is None:
             raise ValueError("this engine has a ControlNet: pass control_image")
         if not seeds:
@@ -81,6 +89,12 @@ class DiffusionEngine:
         self._use_scheduler()
 
         kwargs = {}
+        if self.ip_adapter is not None:
+            # Without condition images the adapter must not act: scale 0 and a blank image.
+            images = ip_adapter_images if ip_adapter_images else [np.zeros((h, w, 3), np.uint8)]
+            self.pipe.set_ip_adapter_scale(ip_adapter_scale if ip_adapter_images else 0.0)
+            kwargs["ip_adapter_image"] = [Image.fromarray(np.asarray(i)) for i in images] \
+                if len(images) > 1 else Image.fromarray(np.asarray(images[0]))
         if control_image is not None:
             kwargs["control_image"] = Image.fromarray(_pad(control_image, pad_h, pad_w, value=0))
         if callback is not None:
@@ -119,6 +133,7 @@ class DiffusionEngine:
                           else type(self._own_scheduler).__name__),
             "controlnet_id": self.controlnet_id,
             "lora": self.lcm_lora_id,
+            "ip_adapter": list(self.ip_adapter) if self.ip_adapter else None,
             "device": self.device,
             "dtype": str(self.dtype).replace("torch.", ""),
         }
@@ -136,10 +151,11 @@ class DiffusionEngine:
 
 
 def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | None,
-                  device: str, dtype, local_files_only: bool = False):
+                  device: str, dtype, local_files_only: bool = False,
+                  ip_adapter: tuple[str, str, str] | None = None):
     """Load (once per process) an inpainting pipeline; raise EngineUnavailableError with
     a one-line reason when the weights cannot be loaded."""
-    key = (model_id, controlnet_id, lcm_lora_id, device, str(dtype))
+    key = (model_id, controlnet_id, lcm_lora_id, device, str(dtype), ip_adapter)
     with _LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
@@ -159,6 +175,10 @@ def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | N
                 pipe.load_lora_weights(lcm_lora_id, local_files_only=local_files_only)
                 pipe.fuse_lora()
                 pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+            if ip_adapter:
+                repo, subfolder, weight = ip_adapter
+                pipe.load_ip_adapter(repo, subfolder=subfolder, weight_name=weight,
+                                     local_files_only=local_files_only)
         except (OSError, ValueError, EnvironmentError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EngineUnavailableError(f"cannot load {model_id!r}: {first_line}") from None

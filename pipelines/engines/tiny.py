@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Bump when the architecture below changes, so stale caches are rebuilt.
-TINY_VERSION = "tiny-sd-inpaint-v2"
+TINY_VERSION = "tiny-sd-inpaint-v3"
 
 _CROSS_DIM = 32
 _UNET_BLOCKS = dict(
@@ -42,6 +42,7 @@ class TinyModelPaths:
     pipeline: Path
     controlnet: Path
     lcm_lora: Path
+    ip_adapter: Path  # ip_adapter.safetensors + image_encoder/
 
 
 def default_cache_dir() -> Path:
@@ -58,7 +59,8 @@ def ensure_tiny_model(cache_dir: Path | None = None) -> TinyModelPaths:
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / TINY_VERSION
-    paths = TinyModelPaths(target / "pipeline", target / "controlnet", target / "lcm-lora")
+    paths = TinyModelPaths(target / "pipeline", target / "controlnet", target / "lcm-lora",
+                           target / "ip-adapter")
     if (target / "COMPLETE").exists():
         return paths
     root.mkdir(parents=True, exist_ok=True)
@@ -155,6 +157,8 @@ def _build(folder: Path) -> None:
             conv.weight.normal_(0.0, 0.2)
     controlnet.save_pretrained(folder / "controlnet")
 
+    _build_ip_adapter(unet, folder / "ip-adapter")
+
     # A random LoRA in diffusers' format stands in for LCM-LoRA (non-zero B so it
     # really changes the UNet when loaded).
     unet.add_adapter(
@@ -165,6 +169,39 @@ def _build(folder: Path) -> None:
     StableDiffusionInpaintPipeline.save_lora_weights(
         folder / "lcm-lora", unet_lora_layers=lora_state, safe_serialization=True
     )
+
+
+def _build_ip_adapter(unet, folder: Path) -> None:
+    """A random IP-Adapter in the original format (image projection + per cross-attention
+    to_k_ip/to_v_ip, keyed 1, 3, 5... in attention-processor order, as diffusers reads
+    it) and a tiny CLIP vision encoder with projection."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder.mkdir(parents=True)
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        image_size=32, patch_size=8, projection_dim=16)).save_pretrained(folder / "image_encoder")
+    cross = unet.config.cross_attention_dim
+    state = {"image_proj.proj.weight": torch.randn(cross * 4, 16) * 0.1,
+             "image_proj.proj.bias": torch.zeros(cross * 4),
+             "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross)}
+    channels = unet.config.block_out_channels
+    key = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        state[f"ip_adapter.{key}.to_k_ip.weight"] = torch.randn(hidden, cross) * 0.1
+        state[f"ip_adapter.{key}.to_v_ip.weight"] = torch.randn(hidden, cross) * 0.1
+        key += 2
+    save_file(state, folder / "ip_adapter.safetensors")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
