@@ -509,3 +509,47 @@ def outfit(
                               echo=typer.echo)
     typer.echo(f"{out / manifest['image']}  prompt: {manifest['prompt']}")
     typer.echo(json.dumps(manifest["metrics"]))
+
+
+@app.command("evolve")
+def evolve_command(
+    store: Path = typer.Option(..., help="Store folder built by `studio batch`."),
+    catalog: Path = typer.Option(Path("assets/demo/catalog.csv"), help="The catalog the store "
+                                 "was built from (its product images)."),
+    rounds: int = typer.Option(1, help="Rounds to run."),
+    per_cluster: int = typer.Option(2, help="New candidate prompts per pool and round."),
+    retire: int = typer.Option(1, help="Arms retired per pool and round."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH."),
+    users: Optional[Path] = typer.Option(None, help="User table with planted segments, to "
+                                         "score candidates with a simulated reward model."),
+    reward_model: Optional[Path] = typer.Option(None, help="CTR model to score candidates."),
+    guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
+    show: bool = typer.Option(False, "--show", help="List the recorded rounds and exit."),
+    rollback: Optional[int] = typer.Option(None, help="Undo the rounds after this one "
+                                           "(0 = back to the batch's pool) and exit."),
+) -> None:
+    """Evolve the arm pools: retire the worst prompts, add recombinations of the winners."""
+    from .evolve import catalog_images, evolve, rollback as undo, rounds as recorded
+    from .guidelines import Guidelines
+    from .store import Store
+
+    with _cli_errors():
+        opened = Store(store)
+        if show:
+            for entry in recorded(opened):
+                typer.echo(f"round {entry['round']} · {entry['category']} · cluster "
+                           f"{entry['cluster_id']}: retired {len(entry['retired'])}, added "
+                           f"{len(entry['added'])}")
+            return
+        if rollback is not None:
+            typer.echo(f"undid {undo(opened, rollback)} pool records after round {rollback}")
+            return
+        _choice(engine, ENGINE_NAMES, "engine")
+        rules = Guidelines.load(guidelines) if guidelines else None
+        images = catalog_images(catalog)
+        for _ in range(rounds):
+            evolve(opened, catalog_images=images, per_cluster=per_cluster, retire=retire,
+                   engine=engine, size=size, users_path=users,
+                   reward_model=str(reward_model) if reward_model else None, guidelines=rules,
+                   echo=typer.echo)

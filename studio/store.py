@@ -107,6 +107,16 @@ MIGRATIONS = [
         received_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE evolution (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        round INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        category TEXT NOT NULL,
+        cluster_id INTEGER NOT NULL,
+        record TEXT NOT NULL
+    );
+    """,
 ]
 
 
