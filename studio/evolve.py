@@ -111,7 +111,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
             for note, score in zip(notes, scores):
                 if note["cluster_id"] == plan["cluster_id"] and note["prompt_id"] in dict(plan["candidates"]):
                     by_prompt.setdefault(note["prompt_id"], []).append(score)
-            ranked = sorted(by_prompt, key=lambda p: -np.nanmean(by_prompt[p]))
+            ranked = sorted(by_prompt, key=lambda p: -_mean(by_prompt[p]))
             added = ranked[: max(1, len(plan["retired"]))] if ranked else []
             for note, score in zip(notes, scores):
                 tx.execute("UPDATE creatives SET reward = ?, selected = ? WHERE job_key = ?",
@@ -120,7 +120,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
             for arm in plan["retired"]:
                 tx.execute("UPDATE arms SET active = 0 WHERE arm_id = ?", (arm,))
             for arm in added:
-                prior = float(np.nanmean(by_prompt[arm])) if not np.isnan(by_prompt[arm]).all() else None
+                prior = None if np.isnan(_mean(by_prompt[arm])) else _mean(by_prompt[arm])
                 tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr, active) "
                            "VALUES (?, ?, ?, ?, 1) ON CONFLICT(arm_id) DO UPDATE SET active = 1, "
                            "prior_ctr = excluded.prior_ctr", (arm, plan["category"],
@@ -128,7 +128,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
             entry = {"category": plan["category"], "cluster_id": plan["cluster_id"],
                      "kept": plan["kept"], "retired": plan["retired"], "added": added,
                      "values": plan["values"],
-                     "candidate_scores": {p: float(np.nanmean(v)) for p, v in by_prompt.items()},
+                     "candidate_scores": {p: _mean(v) for p, v in by_prompt.items()},
                      "reason": "retired the lowest learned means; added the best-scored "
                                "recombinations of the winners"}
             record["pools"].append(entry)
@@ -140,6 +140,12 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
     echo(f"round {round_id}: {retired_total} arms retired, {added_total} added over "
          f"{len(record['pools'])} pools ({len(notes)} creatives rendered)")
     return record
+
+
+def _mean(values) -> float:
+    """Mean of the known (non-NaN) scores; NaN when none is known."""
+    known = [v for v in values if not np.isnan(v)]
+    return float(np.mean(known)) if known else float("nan")
 
 
 def rounds(store: Store) -> list[dict]:
