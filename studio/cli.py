@@ -106,6 +106,8 @@ def render(
     model: str = typer.Option(DEFAULT_MODEL_ID, help="Inpainting model id or local folder (sd)."),
     controlnet_model: str = typer.Option(DEFAULT_CONTROLNET_ID, help="Canny ControlNet id/folder."),
     lcm_lora: str = typer.Option(DEFAULT_LCM_LORA_ID, help="LCM-LoRA id or folder."),
+    lora: Optional[str] = typer.Option(None, help="A LoRA (e.g. from `studio finetune`) fused "
+                                       "into the UNet."),
     device: Optional[str] = typer.Option(None, help="cuda, mps or cpu (default: best available)."),
     area: float = typer.Option(0.3, help="Fraction of the canvas the product's box covers."),
     anchor: str = typer.Option("center", help="center, bottom, top, left or right."),
@@ -143,7 +145,8 @@ def render(
         placed = prepare(item, options)  # bad input fails here, before the engine loads
         chosen, notice = load_engine(engine, model_id=model, controlnet=controlnet,
                                      controlnet_id=controlnet_model, lcm=lcm,
-                                     lcm_lora_id=lcm_lora, scheduler=scheduler, device=device)
+                                     lcm_lora_id=lcm_lora, scheduler=scheduler, device=device,
+                                     lora_id=lora)
         if notice:
             typer.echo(notice, err=True)
         with step_progress(f"render ({chosen.name})") as callback:
@@ -553,3 +556,47 @@ def evolve_command(
                    engine=engine, size=size, users_path=users,
                    reward_model=str(reward_model) if reward_model else None, guidelines=rules,
                    echo=typer.echo)
+
+
+@app.command()
+def finetune(
+    store: Path = typer.Option(..., help="Store with scored creatives."),
+    category: str = typer.Option(..., help="Product category whose best creatives train the LoRA."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the LoRA weights."),
+    top: int = typer.Option(20, help="How many of the highest-reward creatives to train on."),
+    steps: int = typer.Option(200, help="Optimiser steps."),
+    rank: int = typer.Option(4, help="LoRA rank."),
+    learning_rate: float = typer.Option(1e-4, help="AdamW learning rate."),
+    resolution: int = typer.Option(512, help="Training resolution (multiple of 8)."),
+    engine: str = typer.Option("sd", help="sd (needs weights; use a GPU) or tiny (code path)."),
+    model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-inpainting",
+                              help="Inpainting checkpoint (sd)."),
+) -> None:
+    """Fine-tune a LoRA on the highest-reward creatives of a category (CG4CTR's loop);
+    render with it via `studio render --lora OUT`."""
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.engines import ensure_tiny_model
+    from pipelines.finetune import finetune_lora
+
+    from .progress import step_progress
+    from .store import Store
+
+    with _cli_errors():
+        _choice(engine, ("sd", "tiny"), "engine")
+        opened = Store(store)
+        rows = opened.query(
+            "SELECT c.image_sha256, c.manifest FROM creatives c JOIN products p ON "
+            "p.product_id = c.product_id WHERE p.category = ? AND c.reward IS NOT NULL "
+            "ORDER BY c.reward DESC LIMIT ?", (category, top))
+        if not rows:
+            raise InputError(f"no scored creatives of category {category!r} in the store")
+        images = [np.asarray(Image.open(opened.file_path(r[0])).convert("RGB")) for r in rows]
+        prompts = [json.loads(r[1])["prompt"] for r in rows]
+        model_id = str(ensure_tiny_model().pipeline) if engine == "tiny" else model
+        with step_progress("fine-tune") as callback:
+            folder = finetune_lora(model_id, images, prompts, out, steps=steps, rank=rank,
+                                   learning_rate=learning_rate, resolution=resolution,
+                                   progress=lambda s, n, loss: callback(s, n))
+    typer.echo(f"LoRA trained on {len(images)} creatives of {category!r}: {folder}")

@@ -33,6 +33,7 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
                 lcm: bool = False, lcm_lora_id: str = DEFAULT_LCM_LORA_ID,
                 scheduler: str | None = None, device: str | None = None,
                 cache_dir: Path | None = None, ip_adapter: bool = False,
+                lora_id: str | None = None,
                 ip_adapter_spec: tuple[str, str, str] = DEFAULT_IP_ADAPTER
                 ) -> tuple[Engine, str | None]:
     """Return (engine, notice). ``notice`` is a one-line message when ``auto`` had to
@@ -53,6 +54,7 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
             controlnet_id=paths.controlnet if controlnet else None,
             lcm_lora_id=paths.lcm_lora if lcm else None,
             ip_adapter=(str(paths.ip_adapter), "", "ip_adapter.safetensors") if ip_adapter else None,
+            lora_id=lora_id,
         )
         return engine, None
 
@@ -61,6 +63,7 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
         lcm_lora_id=lcm_lora_id if lcm else None,
         scheduler=scheduler, device=device,
         ip_adapter=ip_adapter_spec if ip_adapter else None,
+        lora_id=lora_id,
     )
     if name == "sd":
         return DiffusionEngine(model_id, **options), None

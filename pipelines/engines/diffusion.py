@@ -47,7 +47,7 @@ class DiffusionEngine:
                  controlnet_id: str | None = None, lcm_lora_id: str | None = None,
                  scheduler: str | None = None, device: str | None = None,
                  local_files_only: bool = False, default_steps: int | None = None,
-                 ip_adapter: tuple[str, str, str] | None = None):
+                 ip_adapter: tuple[str, str, str] | None = None, lora_id: str | None = None):
         if scheduler is not None and scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
         if lcm_lora_id and scheduler not in (None, "lcm"):
@@ -57,12 +57,14 @@ class DiffusionEngine:
         self.controlnet_id = str(controlnet_id) if controlnet_id else None
         self.lcm_lora_id = str(lcm_lora_id) if lcm_lora_id else None
         self.ip_adapter = tuple(map(str, ip_adapter)) if ip_adapter else None
+        self.lora_id = str(lora_id) if lora_id else None
         self.scheduler = "lcm" if lcm_lora_id else scheduler
         self.device, self.dtype = _device_and_dtype(device)
         self.default_steps = default_steps or (6 if lcm_lora_id else 30)
         self.default_guidance = 1.5 if lcm_lora_id else 7.5
         self.pipe = load_pipeline(self.model_id, self.controlnet_id, self.lcm_lora_id,
-                                  self.device, self.dtype, local_files_only, self.ip_adapter)
+                                  self.device, self.dtype, local_files_only, self.ip_adapter,
+                                  self.lora_id)
         # Engines can share a cached pipeline; remember its own scheduler so an engine
         # without a scheduler choice gets it back after another engine swapped it.
         self._own_scheduler = _DEFAULT_SCHEDULERS[id(self.pipe)]
@@ -133,6 +135,7 @@ class DiffusionEngine:
                           else type(self._own_scheduler).__name__),
             "controlnet_id": self.controlnet_id,
             "lora": self.lcm_lora_id,
+            "style_lora": self.lora_id,
             "ip_adapter": list(self.ip_adapter) if self.ip_adapter else None,
             "device": self.device,
             "dtype": str(self.dtype).replace("torch.", ""),
@@ -152,10 +155,11 @@ class DiffusionEngine:
 
 def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | None,
                   device: str, dtype, local_files_only: bool = False,
-                  ip_adapter: tuple[str, str, str] | None = None):
+                  ip_adapter: tuple[str, str, str] | None = None, lora_id: str | None = None):
     """Load (once per process) an inpainting pipeline; raise EngineUnavailableError with
-    a one-line reason when the weights cannot be loaded."""
-    key = (model_id, controlnet_id, lcm_lora_id, device, str(dtype), ip_adapter)
+    a one-line reason when the weights cannot be loaded. ``lora_id`` is a LoRA (e.g. from
+    ``pipelines.finetune``), fused into the UNet."""
+    key = (model_id, controlnet_id, lcm_lora_id, device, str(dtype), ip_adapter, lora_id)
     with _LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
@@ -169,6 +173,11 @@ def load_pipeline(model_id: str, controlnet_id: str | None, lcm_lora_id: str | N
                     controlnet_id, dtype=dtype, local_files_only=local_files_only)
             pipe = AutoPipelineForInpainting.from_pretrained(
                 model_id, dtype=dtype, local_files_only=local_files_only, **extra)
+            if lora_id:
+                pipe.load_lora_weights(lora_id, adapter_name="style",
+                                       local_files_only=local_files_only)
+                pipe.fuse_lora()
+                pipe.unload_lora_weights()
             if lcm_lora_id:
                 from diffusers import LCMScheduler
 
