@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/audience_prompts.py
 	$(PY) bench/reward_quality.py
 	$(PY) bench/api_load.py
+	$(PY) bench/loop.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

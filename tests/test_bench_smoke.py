@@ -62,3 +62,12 @@ def test_api_load_bench():
     out = _last_json(["bench/api_load.py", "--seconds", "3", "--rate", "100", "--clients", "2"])
     assert out["requests"] > 50 and out["errors"] == 0
     assert out["lost_updates"] == 0 and out["lost_after_restart"] == 0
+
+
+def test_loop_bench():
+    out = _last_json(["bench/loop.py", "--seeds", "1", "--rounds", "2", "--impressions", "300",
+                      "--size", "64"], timeout=600)
+    for key in ("fixed_ctr", "evolving_ctr", "diff_ci_low", "diff_ci_high", "rounds", "seeds"):
+        assert key in out
+    assert out["rounds"] == 2 and len(out["per_round"]) == 2
+    assert out["per_round"][0]["diff"] == 0.0  # both pools are the same before evolving
