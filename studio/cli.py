@@ -166,10 +166,12 @@ def demo(
     formats: str = typer.Option("1:1,9:16", help="Comma-separated ad formats to render."),
     per_cluster: int = typer.Option(3, help="Prompts per category and cluster."),
     size: Optional[str] = typer.Option(None, help="Canvas long side (default 512)."),
+    rounds: int = typer.Option(2, help="Evolution rounds of the learning loop (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the whole run."),
 ) -> None:
     """The whole flow on the bundled assets: audience, prompts, renders, reward model,
-    arms, a simulated campaign (LinUCB vs static vs random) and a report."""
+    arms, a simulated campaign (LinUCB vs static vs random), the learning loop (fixed vs
+    evolving pool) and a report."""
     from .demo import run_demo
 
     with _cli_errors():
@@ -179,8 +181,11 @@ def demo(
             _choice(fmt, format_names()[1:], "format")
         if impressions < 1:
             raise InputError(f"impressions must be at least 1, got {impressions}")
+        if rounds < 0:
+            raise InputError(f"rounds must be >= 0, got {rounds}")
         result = run_demo(out, engine=engine, formats=wanted, impressions=impressions,
-                          per_cluster=per_cluster, size=size, seed=seed, echo=typer.echo)
+                          per_cluster=per_cluster, size=size, rounds=rounds, seed=seed,
+                          echo=typer.echo)
     typer.echo(json.dumps(result))
 
 

@@ -18,7 +18,8 @@ COLOURS = {"linucb": "#1f77b4", "static": "#ff7f0e", "random": "#7f7f7f"}
 
 
 def write_report(out: Path, result: CampaignResult, service: SelectionService, *,
-                 engine: str, products: int, creatives: int, seconds: float) -> Path:
+                 engine: str, products: int, creatives: int, seconds: float,
+                 loop: dict | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,9 +66,33 @@ def write_report(out: Path, result: CampaignResult, service: SelectionService, *
         lines.append(f"- **{cluster.profile}**")
         for product_id, (arm_id, mean) in sorted(best.get(cluster_id, {}).items()):
             lines.append(f"  - {product_id}: \"{service.prompts[arm_id]}\" (mean {mean:.3f})")
+    if loop:
+        lines += _loop_section(out, loop, plt)
     report = out / "report.md"
     write_atomic(report, ("\n".join(lines) + "\n").encode())
     return report
+
+
+def _loop_section(out: Path, loop: dict, plt) -> list[str]:
+    rounds = np.arange(1, len(loop["fixed"]) + 1)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, colour in (("evolving", "#2ca02c"), ("fixed", COLOURS["linucb"]),
+                         ("static", COLOURS["static"])):
+        axis.plot(rounds, loop[name], marker="o", label=name, color=colour)
+    axis.set(xlabel="round", ylabel="CTR", title="Learning loop: CTR per round")
+    axis.set_xticks(rounds)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "loop.png", dpi=100)
+    plt.close(figure)
+    lines = ["", "## Learning loop", "",
+             "Both pools start from the batch's arms; between rounds the evolving pool retires "
+             "its worst prompts and adds scored recombinations of its winners.", "",
+             "| round | fixed pool (LinUCB) | evolving pool (LinUCB) | static creative |",
+             "|---|---|---|---|"]
+    for r, (f, e, s) in enumerate(zip(loop["fixed"], loop["evolving"], loop["static"]), 1):
+        lines.append(f"| {r} | {f:.3%} | {e:.3%} | {s:.3%} |")
+    return lines + ["", "![Learning loop](loop.png)", ""]
 
 
 def _best_creatives(service: SelectionService) -> dict:

@@ -152,7 +152,7 @@ def test_demo_runs_the_whole_flow_and_linucb_beats_the_static_creative(tmp_path)
     out = tmp_path / "demo"
     result = subprocess.run(
         [PYTHON, "-m", "studio", "demo", "--engine", "backdrop", "--impressions", "6000",
-         "--size", "96", "--per-cluster", "2", "--out", str(out)],
+         "--size", "96", "--per-cluster", "2", "--rounds", "1", "--out", str(out)],
         env=python_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -164,6 +164,7 @@ def test_demo_runs_the_whole_flow_and_linucb_beats_the_static_creative(tmp_path)
     assert summary["report"] == str(report) and report.exists()
     text = report.read_text()
     assert "| linucb |" in text and "Best creative per cluster" in text
-    for chart in ("ctr_over_time.png", "regret.png", "best_per_cluster.png"):
+    assert "## Learning loop" in text and "| 2 |" in text  # two rounds: before and after evolving
+    for chart in ("ctr_over_time.png", "regret.png", "best_per_cluster.png", "loop.png"):
         assert (out / chart).stat().st_size > 1000
     assert (out / "store" / "store.db").exists()
