@@ -1,0 +1,2 @@
+"""The ``studio`` subcommands, grouped by what they do; each module registers its
+commands on ``studio.cli.app`` when imported."""

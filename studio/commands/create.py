@@ -1,0 +1,169 @@
+"""Commands that make creatives: render, demo, outfit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines import InputError, format_names
+from pipelines.compositing import MODES
+from pipelines.engines import (
+    DEFAULT_CONTROLNET_ID,
+    DEFAULT_LCM_LORA_ID,
+    DEFAULT_MODEL_ID,
+    ENGINE_NAMES,
+    SCHEDULERS,
+)
+
+from ..cli import _choice, _cli_errors, app
+from ..render import DEFAULT_NEGATIVE_PROMPT
+
+
+@app.command()
+def render(
+    product: Path = typer.Argument(..., help="Product photo (PNG, JPEG or WebP). Transparency "
+                                   "is the product mask; without it see --mask."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="What the scene around the product "
+                               "should look like."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for <id>.png, <id>.json (manifest) "
+                             "and <id>.mask.png."),
+    mask: Optional[Path] = typer.Option(None, help="Mask file, white = product. Default: the "
+                                        "image's alpha, else an automatic mask."),
+    mode: str = typer.Option("inpaint", help="inpaint: new background around the product; "
+                             "outpaint: keep the whole photo, fill the new canvas area."),
+    format: str = typer.Option("1:1", "--format", "-f", help="Ad format: "
+                               f"{', '.join(format_names())} (keep = the input canvas as is)."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side (768) or exact WxH, "
+                                       "multiples of 8. Default long side 512."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto (sd when weights load, "
+                               "else backdrop), sd, tiny (test model), backdrop (no weights)."),
+    seed: int = typer.Option(0, help="Seed of the first image; image i uses seed + i."),
+    n: int = typer.Option(1, "--n", "-n", help="Images per prompt, rendered in one batched call."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps (default: 30, 6 with --lcm, "
+                                        "4 for tiny)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance (default 7.5, "
+                                             "1.5 with --lcm)."),
+    negative_prompt: str = typer.Option(DEFAULT_NEGATIVE_PROMPT, help="What to avoid."),
+    scheduler: Optional[str] = typer.Option(None, help=f"One of: {', '.join(SCHEDULERS)}."),
+    controlnet: bool = typer.Option(False, "--controlnet", help="Hold the product's contours "
+                                    "with a Canny ControlNet."),
+    lcm: bool = typer.Option(False, "--lcm", help="LCM-LoRA for 4-8 steps (usable on a CPU)."),
+    model: str = typer.Option(DEFAULT_MODEL_ID, help="Inpainting model id or local folder (sd)."),
+    controlnet_model: str = typer.Option(DEFAULT_CONTROLNET_ID, help="Canny ControlNet id/folder."),
+    lcm_lora: str = typer.Option(DEFAULT_LCM_LORA_ID, help="LCM-LoRA id or folder."),
+    lora: Optional[str] = typer.Option(None, help="A LoRA (e.g. from `studio finetune`) fused "
+                                       "into the UNet."),
+    device: Optional[str] = typer.Option(None, help="cuda, mps or cpu (default: best available)."),
+    area: float = typer.Option(0.3, help="Fraction of the canvas the product's box covers."),
+    anchor: str = typer.Option("center", help="center, bottom, top, left or right."),
+    feather: Optional[int] = typer.Option(None, help="Soft edge outside the product, pixels."),
+    max_expansion: Optional[float] = typer.Option(None, help="Reject and re-seed a creative "
+                                                  "whose object expansion exceeds this fraction "
+                                                  "of the product area."),
+    max_attempts: int = typer.Option(3, help="Renders per creative when re-seeding."),
+    watermark: bool = typer.Option(True, "--watermark/--no-watermark",
+                                   help="Invisible provenance watermark outside the product."),
+) -> None:
+    """Render creatives of one product for one prompt."""
+    from pipelines import load_product
+    from pipelines.engines import load_engine
+
+    from ..progress import step_progress
+    from ..render import RenderOptions, prepare, publish
+    from ..render import render as render_creatives
+
+    with _cli_errors():
+        _choice(mode, MODES, "mode")
+        _choice(format, format_names(), "format")
+        _choice(engine, ENGINE_NAMES, "engine")
+        if scheduler is not None:
+            _choice(scheduler, SCHEDULERS, "scheduler")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {str(out)!r} exists and is not a folder")
+        options = RenderOptions(
+            prompt=prompt, negative_prompt=negative_prompt, mode=mode, format=format,
+            size=size, area=area, anchor=anchor, seed=seed, n=n, steps=steps,
+            guidance=guidance, feather=feather, max_expansion=max_expansion,
+            max_attempts=max_attempts, watermark=watermark,
+        )
+        item = load_product(product, mask=mask)
+        placed = prepare(item, options)  # bad input fails here, before the engine loads
+        chosen, notice = load_engine(engine, model_id=model, controlnet=controlnet,
+                                     controlnet_id=controlnet_model, lcm=lcm,
+                                     lcm_lora_id=lcm_lora, scheduler=scheduler, device=device,
+                                     lora_id=lora)
+        if notice:
+            typer.echo(notice, err=True)
+        with step_progress(f"render ({chosen.name})") as callback:
+            creatives = render_creatives(placed, options, chosen, callback=callback)
+        for creative in creatives:
+            path = out / publish(creative, placed, item, options, chosen, out)["image"]
+            flag = "" if creative.passed else "  (over --max-expansion after all attempts)"
+            typer.echo(f"{path}  seed={creative.seed} expansion={creative.scores['expansion']:.3f}"
+                       f"{flag}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where to write the results."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, backdrop or tiny."),
+    impressions: int = typer.Option(20_000, help="Simulated impressions in the campaign."),
+    formats: str = typer.Option("1:1,9:16", help="Comma-separated ad formats to render."),
+    per_cluster: int = typer.Option(3, help="Prompts per category and cluster."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side (default 512)."),
+    rounds: int = typer.Option(2, help="Evolution rounds of the learning loop (0: skip it)."),
+    seed: int = typer.Option(0, help="Seed of the whole run."),
+) -> None:
+    """The whole flow on the bundled assets: audience, prompts, renders, reward model,
+    arms, a simulated campaign (LinUCB vs static vs random), the learning loop (fixed vs
+    evolving pool) and a report."""
+    from ..demo import run_demo
+
+    with _cli_errors():
+        _choice(engine, ENGINE_NAMES, "engine")
+        wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
+        for fmt in wanted:
+            _choice(fmt, format_names()[1:], "format")
+        if impressions < 1:
+            raise InputError(f"impressions must be at least 1, got {impressions}")
+        if rounds < 0:
+            raise InputError(f"rounds must be >= 0, got {rounds}")
+        result = run_demo(out, engine=engine, formats=wanted, impressions=impressions,
+                          per_cluster=per_cluster, size=size, rounds=rounds, seed=seed,
+                          echo=typer.echo)
+    typer.echo(json.dumps(result))
+
+@app.command()
+def outfit(
+    items: list[Path] = typer.Option(..., "--items", help="1–3 fixed items of the outfit "
+                                     "(repeat --items, or list them after it)."),
+    category: str = typer.Option(..., help="Category of the item to generate: top, bottom, "
+                                 "shoes, bag, outerwear, accessory, dress."),
+    history: list[Path] = typer.Option([], "--history", help="The user's past items of "
+                                       "that category."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the item, board, mask and "
+                             "manifest."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
+    seed: int = typer.Option(0, help="Seed."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps."),
+    cell: int = typer.Option(256, help="Board cell size in pixels (multiple of 8)."),
+    clip: Optional[str] = typer.Option(None, help="CLIP model id or folder for DiFashion's "
+                                       "personal similarity."),
+    ip_adapter: bool = typer.Option(False, "--ip-adapter", help="Also condition on the history "
+                                    "images through an IP-Adapter (sd: h94/IP-Adapter)."),
+    history_weight: float = typer.Option(0.6, help="IP-Adapter scale of the history condition."),
+) -> None:
+    """Generate the missing item of an outfit for a user's taste (DiFashion)."""
+    from ..outfit import run_outfit
+
+    with _cli_errors():
+        _choice(engine, ENGINE_NAMES, "engine")
+        manifest = run_outfit(items, category, history=history, out=out, engine=engine,
+                              seed=seed, steps=steps, cell=cell, clip=clip,
+                              ip_adapter=ip_adapter, history_weight=history_weight,
+                              echo=typer.echo)
+    typer.echo(f"{out / manifest['image']}  prompt: {manifest['prompt']}")
+    typer.echo(json.dumps(manifest["metrics"]))

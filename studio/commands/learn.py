@@ -1,0 +1,201 @@
+"""Commands that learn from clicks: simulate, reward train/score, evolve, finetune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines import InputError
+from pipelines.engines import (
+    ENGINE_NAMES,
+)
+
+from ..cli import _choice, _cli_errors, app
+
+
+@app.command()
+def simulate(
+    creatives: Path = typer.Option(..., help="Folder of published creatives (png + json + mask)."),
+    users: Path = typer.Option(..., help="User table with planted segments, e.g. "
+                               "assets/demo/users.csv."),
+    impressions: int = typer.Option(10_000, help="Number of impressions to simulate."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the log (CSV)."),
+    seed: int = typer.Option(0, help="Seed of the users' tastes and of the draws."),
+) -> None:
+    """Simulate an audience seeing the creatives: a log of impressions and clicks."""
+    from ..audience import load_users
+    from ..files import write_atomic
+    from ..scoring import load_creatives
+    from ..simulate import AudienceSimulator, SimulatedCreative, creative_attributes
+
+    with _cli_errors():
+        records = load_creatives(creatives)
+        simulator = AudienceSimulator(load_users(users), seed=seed)
+        pool = [SimulatedCreative(r.creative_id, r.product_id, r.format,
+                                  creative_attributes(r.image, r.mask, r.prompt)) for r in records]
+        log = simulator.simulate(pool, impressions, seed=seed)
+        columns = ["impression", "user_id", "creative_id", "product_id", "format", "click",
+                   "true_ctr"]
+        write_atomic(out, log[columns].to_csv(index=False).encode())
+    typer.echo(f"wrote {len(log)} impressions ({log['click'].sum()} clicks, CTR "
+               f"{log['click'].mean():.2%}) over {len(records)} creatives to {out}")
+
+
+reward_app = typer.Typer(help="Train and apply the CTR reward model.", no_args_is_help=True)
+app.add_typer(reward_app, name="reward")
+
+
+@reward_app.command("train")
+def reward_train(
+    logs: Path = typer.Argument(..., help="Impression log (CSV): creative_id, click (or clicks "
+                                "and impressions), and user_id or cluster_id."),
+    creatives: Path = typer.Option(..., help="Folder of the logged creatives."),
+    clusters: Path = typer.Option(..., help="Clusters file (its encoding gives the context)."),
+    users: Optional[Path] = typer.Option(None, help="User table, when the log has user_id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the model (.npz)."),
+    clip: Optional[str] = typer.Option(None, help="CLIP model id or folder for image embeddings."),
+    calibration: str = typer.Option("none", help="none or isotonic."),
+    test_share: float = typer.Option(0.2, help="Last share of the log held out for metrics."),
+) -> None:
+    """Train the CTR model on an impression log; prints held-out metrics."""
+    from ..scoring import (creative_tables, load_audience_and_users, load_creatives,
+                          log_contexts, read_log, train_reward_model)
+
+    with _cli_errors():
+        if not 0 <= test_share < 1:
+            raise InputError(f"test share must be in [0, 1), got {test_share}")
+        log = read_log(logs)
+        audience, table = load_audience_and_users(clusters, users)
+        records = load_creatives(creatives)
+        split = int(len(log) * (1 - test_share))
+        model = train_reward_model(log.iloc[:split], records, audience, table, clip=clip,
+                                   calibration=calibration)
+        model.save(out)
+        if split < len(log):
+            test = log.iloc[split:]
+            image, text = creative_tables(records, clip=clip)
+            index = {r.creative_id: i for i, r in enumerate(records)}
+            metrics = model.evaluate(
+                log_contexts(test, audience, table), image, text,
+                test["clicks"] if "clicks" in test else test["click"],
+                test["impressions"] if "clicks" in test else None,
+                creative=test["creative_id"].map(index).to_numpy())
+            typer.echo("held-out: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else
+                                               f"{k} {v}" for k, v in metrics.items()))
+    typer.echo(f"wrote {out}")
+
+
+@reward_app.command("score")
+def reward_score(
+    model: Path = typer.Argument(..., help="A model from `studio reward train`."),
+    creatives: Path = typer.Option(..., help="Folder of creatives to score."),
+    clusters: Path = typer.Option(..., help="Clusters file (centroids are the contexts)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the scores (CSV)."),
+    top: int = typer.Option(3, help="Show the best N creatives per cluster and product."),
+) -> None:
+    """Predict the CTR of every creative for every cluster."""
+    from reward import CTRModel
+
+    from ..audience import Audience
+    from ..files import write_atomic
+    from ..scoring import load_creatives, score_for_clusters
+
+    with _cli_errors():
+        scores = score_for_clusters(CTRModel.load(model), load_creatives(creatives),
+                                    Audience.load(clusters))
+        if out is not None:
+            write_atomic(out, scores.to_csv(index=False).encode())
+    for (cluster_id, product_id), block in scores.groupby(["cluster_id", "product_id"]):
+        best = block.nlargest(top, "predicted_ctr")
+        listed = ", ".join(f"{c} {p:.2%}" for c, p in zip(best["creative_id"], best["predicted_ctr"]))
+        typer.echo(f"cluster {cluster_id} · {product_id}: {listed}")
+
+@app.command("evolve")
+def evolve_command(
+    store: Path = typer.Option(..., help="Store folder built by `studio batch`."),
+    catalog: Path = typer.Option(Path("assets/demo/catalog.csv"), help="The catalog the store "
+                                 "was built from (its product images)."),
+    rounds: int = typer.Option(1, help="Rounds to run."),
+    per_cluster: int = typer.Option(2, help="New candidate prompts per pool and round."),
+    retire: int = typer.Option(1, help="Arms retired per pool and round."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH."),
+    users: Optional[Path] = typer.Option(None, help="User table with planted segments, to "
+                                         "score candidates with a simulated reward model."),
+    reward_model: Optional[Path] = typer.Option(None, help="CTR model to score candidates."),
+    guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
+    show: bool = typer.Option(False, "--show", help="List the recorded rounds and exit."),
+    rollback: Optional[int] = typer.Option(None, help="Undo the rounds after this one "
+                                           "(0 = back to the batch's pool) and exit."),
+) -> None:
+    """Evolve the arm pools: retire the worst prompts, add recombinations of the winners."""
+    from ..evolve import catalog_images, evolve, rollback as undo, rounds as recorded
+    from ..guidelines import Guidelines
+    from ..store import Store
+
+    with _cli_errors():
+        opened = Store(store)
+        if show:
+            for entry in recorded(opened):
+                typer.echo(f"round {entry['round']} · {entry['category']} · cluster "
+                           f"{entry['cluster_id']}: retired {len(entry['retired'])}, added "
+                           f"{len(entry['added'])}")
+            return
+        if rollback is not None:
+            typer.echo(f"undid {undo(opened, rollback)} pool records after round {rollback}")
+            return
+        _choice(engine, ENGINE_NAMES, "engine")
+        rules = Guidelines.load(guidelines) if guidelines else None
+        images = catalog_images(catalog)
+        for _ in range(rounds):
+            evolve(opened, catalog_images=images, per_cluster=per_cluster, retire=retire,
+                   engine=engine, size=size, users_path=users,
+                   reward_model=str(reward_model) if reward_model else None, guidelines=rules,
+                   echo=typer.echo)
+
+
+@app.command()
+def finetune(
+    store: Path = typer.Option(..., help="Store with scored creatives."),
+    category: str = typer.Option(..., help="Product category whose best creatives train the LoRA."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the LoRA weights."),
+    top: int = typer.Option(20, help="How many of the highest-reward creatives to train on."),
+    steps: int = typer.Option(200, help="Optimiser steps."),
+    rank: int = typer.Option(4, help="LoRA rank."),
+    learning_rate: float = typer.Option(1e-4, help="AdamW learning rate."),
+    resolution: int = typer.Option(512, help="Training resolution (multiple of 8)."),
+    engine: str = typer.Option("sd", help="sd (needs weights; use a GPU) or tiny (code path)."),
+    model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-inpainting",
+                              help="Inpainting checkpoint (sd)."),
+) -> None:
+    """Fine-tune a LoRA on the highest-reward creatives of a category (CG4CTR's loop);
+    render with it via `studio render --lora OUT`."""
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.engines import ensure_tiny_model
+    from pipelines.finetune import finetune_lora
+
+    from ..progress import step_progress
+    from ..store import Store
+
+    with _cli_errors():
+        _choice(engine, ("sd", "tiny"), "engine")
+        opened = Store(store)
+        rows = opened.query(
+            "SELECT c.image_sha256, c.manifest FROM creatives c JOIN products p ON "
+            "p.product_id = c.product_id WHERE p.category = ? AND c.reward IS NOT NULL "
+            "ORDER BY c.reward DESC LIMIT ?", (category, top))
+        if not rows:
+            raise InputError(f"no scored creatives of category {category!r} in the store")
+        images = [np.asarray(Image.open(opened.file_path(r[0])).convert("RGB")) for r in rows]
+        prompts = [json.loads(r[1])["prompt"] for r in rows]
+        model_id = str(ensure_tiny_model().pipeline) if engine == "tiny" else model
+        with step_progress("fine-tune") as callback:
+            folder = finetune_lora(model_id, images, prompts, out, steps=steps, rank=rank,
+                                   learning_rate=learning_rate, resolution=resolution,
+                                   progress=lambda s, n, loss: callback(s, n))
+    typer.echo(f"LoRA trained on {len(images)} creatives of {category!r}: {folder}")

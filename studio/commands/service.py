@@ -1,0 +1,115 @@
+"""Commands of the service: batch, store check, serve, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines import InputError
+from pipelines.engines import (
+    ENGINE_NAMES,
+)
+
+from ..cli import _choice, _cli_errors, app
+
+
+@app.command()
+def batch(
+    catalog: Path = typer.Argument(..., help="Catalog CSV: product_id, image, category, title "
+                                   "(e.g. assets/demo/catalog.csv)."),
+    audience: Path = typer.Option(..., help="User table (fitted on the first run) or a "
+                                  "clusters file from `studio audience fit`."),
+    store: Path = typer.Option(..., help="Store folder (created on the first run)."),
+    per_cluster: int = typer.Option(4, help="Prompts per category and cluster."),
+    formats: str = typer.Option("1:1", help="Comma-separated ad formats."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds per prompt."),
+    engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH."),
+    top_m: int = typer.Option(2, help="Prompts per (product, cluster) kept as arms."),
+    k: Optional[int] = typer.Option(None, "--k", help="Clusters (default: by silhouette)."),
+    max_bytes: Optional[float] = typer.Option(None, help="Refuse to run when the store would "
+                                              "grow past this many bytes (e.g. 5e8)."),
+    reward_model: Optional[Path] = typer.Option(None, help="CTR model from `studio reward train`."),
+    watermark: bool = typer.Option(True, "--watermark/--no-watermark"),
+) -> None:
+    """Render a catalog for an audience into a store; rerun to resume."""
+    from ..batch import BatchSettings, run_batch
+
+    with _cli_errors():
+        _choice(engine, ENGINE_NAMES, "engine")
+        try:
+            seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        except ValueError:
+            raise InputError(f"seeds must be integers separated by commas, got {seeds!r}") from None
+        settings = BatchSettings(
+            per_cluster=per_cluster, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+            seeds=seed_list, engine=engine, size=size, top_m=top_m, k=k,
+            max_bytes=int(max_bytes) if max_bytes is not None else None,
+            reward_model=str(reward_model) if reward_model else None, watermark=watermark)
+        summary = run_batch(catalog, audience, store, settings, echo=typer.echo)
+    if summary:
+        typer.echo(json.dumps(summary))
+
+
+store_app = typer.Typer(help="Inspect a creative store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("check")
+def store_check(
+    store: Path = typer.Argument(..., help="Store folder."),
+    repair: bool = typer.Option(False, help="Delete orphan and temporary files."),
+) -> None:
+    """Find orphan files, missing files and hash mismatches; exit 1 if any."""
+    from ..store import Store
+
+    with _cli_errors():
+        report = Store(store).check(repair=repair)
+    for kind in ("orphans", "missing", "mismatched", "temporary"):
+        for item in report[kind]:
+            typer.echo(f"{kind}: {item}")
+    typer.echo(f"{report['creatives']} creatives, {report['files']} files: "
+               + ("ok" if report["ok"] else "problems found" + (" (repaired)" if repair else "")))
+    if not report["ok"] and not repair:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    store: Path = typer.Option(..., help="Store folder built by `studio batch`."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    api_key: Optional[str] = typer.Option(None, help="API key for writes (default: "
+                                          "$STUDIO_API_KEY)."),
+) -> None:
+    """Serve the selection API (OpenAPI docs at /docs)."""
+    from ..api import serve as run_server
+
+    with _cli_errors():
+        typer.echo(f"serving {store} on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+        run_server(store, host=host, port=port, api_key=api_key)
+
+
+@app.command()
+def evaluate(
+    store: Path = typer.Option(..., help="Store folder with a served event log."),
+    policy: str = typer.Option("linucb", help="linucb or random."),
+    alpha: float = typer.Option(0.5, help="LinUCB exploration width."),
+    train_share: float = typer.Option(0.5, help="Share of events (oldest first) to learn from."),
+) -> None:
+    """Off-policy evaluation (IPS, SNIPS) of a candidate policy on the store's event log."""
+    from ..offline import evaluate_policy
+    from ..store import Store
+
+    with _cli_errors():
+        report = evaluate_policy(Store(store), policy=policy, alpha=alpha,
+                                 train_share=train_share)
+    typer.echo(f"{report['test_events']} test events (learned from {report['train_events']}); "
+               f"logged policy reward {report['logged_reward']:.4f}")
+    for name in ("ips", "snips"):
+        e = report[name]
+        typer.echo(f"  {name:>5}: {e['value']:.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
+    typer.echo(json.dumps(report))
