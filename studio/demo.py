@@ -36,10 +36,7 @@ def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:
     built = run_batch(assets_dir() / "demo" / "catalog.csv", users_path, out / "store",
                       settings, echo=echo)
     store = Store(out / "store")
-    with store.transaction() as tx:  # every demo run starts a fresh campaign
-        tx.execute("DELETE FROM rewards")
-        tx.execute("DELETE FROM events")
-        tx.execute("DELETE FROM bandit_snapshots")
+    store.clear_campaign()  # every demo run starts a fresh campaign
     echo(f"simulating {impressions:,} impressions (LinUCB vs static vs random)")
     result, service = run_campaign(store, load_users(users_path), impressions=impressions,
                                    placements=tuple(formats), seed=seed)

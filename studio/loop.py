@@ -28,10 +28,7 @@ def run_loop(base_store: Path, work: Path, users, users_path, catalog_path, *, r
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(base_store, folder)
         store = Store(folder)
-        with store.transaction() as tx:
-            tx.execute("DELETE FROM rewards")
-            tx.execute("DELETE FROM events")
-            tx.execute("DELETE FROM bandit_snapshots")
+        store.clear_campaign()
         stores[name] = store
     images = catalog_images(catalog_path)
     result = {"fixed": [], "evolving": [], "static": []}

@@ -243,6 +243,14 @@ class Store:
         tables = ("products", "clusters", "prompts", "creatives", "arms", "events", "rewards")
         return {t: int(self.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in tables}
 
+    def clear_campaign(self) -> None:
+        """Forget served events, rewards and bandit snapshots (the pool stays): the next
+        selection service starts learning from the arms' priors."""
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM rewards")
+            tx.execute("DELETE FROM events")
+            tx.execute("DELETE FROM bandit_snapshots")
+
     def audience(self):
         """The store's fitted audience."""
         from .audience import Audience

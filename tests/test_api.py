@@ -47,10 +47,7 @@ def fresh_store(store_dir, tmp_path):
     target = tmp_path / "store"
     shutil.copytree(store_dir, target)
     store = Store(target)
-    with store.transaction() as tx:
-        tx.execute("DELETE FROM rewards")
-        tx.execute("DELETE FROM events")
-        tx.execute("DELETE FROM bandit_snapshots")
+    store.clear_campaign()
     store.close()
     return target
 
