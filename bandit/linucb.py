@@ -17,7 +17,11 @@ Every decision draws exactly one uniform number from the model's seeded generato
 picks from the policy's action distribution, which it reports: the propensity of the
 chosen arm is logged for offline evaluation. ``policy="ucb"`` is deterministic up to
 ties (broken uniformly); ``"epsilon"`` mixes in uniform exploration; ``"softmax"``
-samples in proportion to exp(score / temperature).
+samples in proportion to exp(score / temperature). ``"thompson"`` is linear Thompson
+sampling (Agrawal & Goyal, 2013): each arm's score is a draw from its posterior predictive
+N(θᵀx, α²·xᵀA⁻¹x) (α is the posterior scale here); it draws ``thompson_draws`` score
+vectors, plays the argmax of the first, and reports the share of draws each arm wins
+as its propensity (an estimate, floored at 1/``thompson_draws``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from scipy.linalg.blas import dger
 from .errors import BanditError
 from .records import BatchDecision, CTRPrior, Decision, ParameterPrior
 
-POLICIES = ("ucb", "epsilon", "softmax")
+POLICIES = ("ucb", "epsilon", "softmax", "thompson")
 #: Scores this close (relative) count as a tie: arms in the same state must tie even when
 #: a matrix product rounds their (float32) bonuses differently in the last bits.
 TIE_TOLERANCE = 1e-6
@@ -43,14 +47,17 @@ class LinUCB:
 
     Parameters
     ----------
-    n_features : length of the context vectors passed in.
+    n_features : length of the context vectors passed in (0 with ``fit_intercept``: a
+        context-free bandit whose arms learn their mean reward alone).
     alpha : width of the confidence bound (exploration), >= 0.
     l2 : ridge strength λ > 0 (A starts as λI).
     fit_intercept : append a constant 1 to every context (needed for CTR priors
         without a context).
-    policy : ``ucb`` (argmax, ties uniform), ``epsilon`` or ``softmax``.
+    policy : ``ucb`` (argmax, ties uniform), ``epsilon``, ``softmax`` or ``thompson``.
     epsilon : uniform-exploration share for ``policy="epsilon"``.
     temperature : softmax temperature for ``policy="softmax"``.
+    thompson_draws : posterior draws per decision for ``policy="thompson"`` (the first
+        decides, all of them estimate the propensities).
     refresh_every : exact re-inversion of an arm's A after this many rank-1 updates.
     seed : seed of the generator used for tie-breaking and randomised policies.
 
@@ -64,9 +71,11 @@ class LinUCB:
 
     def __init__(self, n_features: int, *, alpha: float = 1.0, l2: float = 1.0,
                  fit_intercept: bool = True, policy: str = "ucb", epsilon: float = 0.05,
-                 temperature: float = 0.1, refresh_every: int = 1000, seed: int = 0):
+                 temperature: float = 0.1, thompson_draws: int = 256,
+                 refresh_every: int = 1000, seed: int = 0):
         _check(isinstance(n_features, Integral) and not isinstance(n_features, bool)
-               and n_features >= 1, f"n_features must be an integer >= 1, got {n_features!r}")
+               and n_features >= (0 if fit_intercept else 1),
+               f"n_features must be an integer >= 1 (>= 0 with fit_intercept), got {n_features!r}")
         _check(_finite_real(alpha) and alpha >= 0, f"alpha must be a finite number >= 0, got {alpha!r}")
         _check(_finite_real(l2) and l2 > 0, f"l2 must be a finite number > 0, got {l2!r}")
         _check(policy in POLICIES, f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -74,6 +83,9 @@ class LinUCB:
                f"epsilon must be in [0, 1], got {epsilon!r}")
         _check(_finite_real(temperature) and temperature > 0,
                f"temperature must be > 0, got {temperature!r}")
+        _check(isinstance(thompson_draws, Integral) and not isinstance(thompson_draws, bool)
+               and thompson_draws >= 1,
+               f"thompson_draws must be an integer >= 1, got {thompson_draws!r}")
         _check(isinstance(refresh_every, Integral) and refresh_every >= 1,
                f"refresh_every must be an integer >= 1, got {refresh_every!r}")
         _check(isinstance(seed, Integral), f"seed must be an integer, got {seed!r}")
@@ -84,6 +96,7 @@ class LinUCB:
         self.policy = policy
         self.epsilon = float(epsilon)
         self.temperature = float(temperature)
+        self.thompson_draws = int(thompson_draws)
         self.refresh_every = int(refresh_every)
         self.seed = int(seed)
         self._rng = np.random.default_rng(self.seed)
@@ -171,6 +184,11 @@ class LinUCB:
             variance = self._packed[rows] @ outer
             u = self._rng.random()
         bonus = np.sqrt(np.maximum(variance, 0.0, out=variance), out=variance)
+        if self.policy == "thompson":
+            with self._lock:
+                z = self._rng.standard_normal((1, self.thompson_draws, len(ids)))
+            score, probs, chosen = _thompson(expected[None, :], bonus[None, :], z)
+            return Decision(ids[chosen[0]], int(chosen[0]), ids, expected, bonus, score[0], probs[0])
         score = expected + bonus
         if self.policy == "softmax":
             probs = self._distribution(score[None, :])[0]
@@ -211,7 +229,12 @@ class LinUCB:
             expected = X @ self._theta[rows].T
             variance = (self._packed[rows] @ outer).T
             u = self._rng.random(len(X))
+            if self.policy == "thompson":
+                z = self._rng.standard_normal((len(X), self.thompson_draws, len(ids)))
         bonus = np.sqrt(np.maximum(variance, 0.0))
+        if self.policy == "thompson":
+            score, probs, chosen = _thompson(expected, bonus, z)
+            return BatchDecision(ids, chosen, expected, bonus, score, probs)
         score = expected + bonus
         probs = self._distribution(score)
         cumulative = np.cumsum(probs, axis=1)
@@ -399,6 +422,19 @@ class LinUCB:
         self._allocate(2 * len(self._counts))
         for new, array in zip(self._arrays(), old):
             new[: len(array)] = array
+
+
+def _thompson(expected: np.ndarray, bonus: np.ndarray, z: np.ndarray):
+    """Posterior-predictive draws (n, draws, K) → (first draw's scores (n, K), share of
+    draws each arm wins (n, K), floored at 1/draws and renormalised, chosen index (n,))."""
+    draws = expected[:, None, :] + bonus[:, None, :] * z
+    winners = draws.argmax(axis=2)  # (n, draws)
+    n, m, k = z.shape
+    probs = np.zeros((n, k))
+    np.add.at(probs, (np.repeat(np.arange(n), m), winners.ravel()), 1.0)
+    probs = np.maximum(probs / m, 1.0 / m)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return draws[:, 0, :], probs, winners[:, 0]
 
 
 def _draw(probs: np.ndarray, u: float) -> int:

@@ -5,8 +5,11 @@ The small sample that ships inside the ``obp`` package (``obp/dataset/obd/{rando
 is not imported (it pins old dependencies). Context = one-hot user features (aligned over
 the random and bts logs of a campaign, so both have the same columns) plus the user–item
 affinity columns; actions = items; reward = click; propensity = the logging policy's
-``propensity_score``. The data is for research use: it is read from the installed
-package and never copied into this repository.
+``propensity_score``; position = the slot the item was shown in (ZOZOTOWN shows three;
+1-based in the CSV, 0-based in the log, as in obp's own loader) — a policy that depends
+on the slot is evaluated with an (n, K, n_positions) action distribution. The data is for
+research use: it is read from the installed package and never copied into this
+repository.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def obd_root(data_path: str | Path | None = None) -> Path:
 def load_obd(behavior_policy: str = "random", campaign: str = "all", *,
              data_path: str | Path | None = None, affinity: bool = True,
              position: int | None = None) -> BanditLog:
-    """Load one log of the dataset as a ``BanditLog`` (optionally one slot position)."""
+    """Load one log of the dataset as a ``BanditLog`` with each round's slot in
+    ``positions`` (0-based); ``position`` (1-based, as in the CSV) keeps one slot only."""
     import pandas as pd
 
     if behavior_policy not in BEHAVIOR_POLICIES:
@@ -52,6 +56,11 @@ def load_obd(behavior_policy: str = "random", campaign: str = "all", *,
         raise BanditError(f"campaign must be one of {CAMPAIGNS}, got {campaign!r}")
     root = obd_root(data_path)
     frame = _read(root, behavior_policy, campaign)
+    slots = frame["position"].to_numpy()
+    if not np.issubdtype(slots.dtype, np.integer) or slots.min() < 1:
+        raise BanditError(f"the position column of {behavior_policy}/{campaign} must hold "
+                          f"integers >= 1")
+    n_positions = int(slots.max())
     if position is not None:
         frame = frame[frame["position"] == position]
         if frame.empty:
@@ -69,7 +78,8 @@ def load_obd(behavior_policy: str = "random", campaign: str = "all", *,
     return BanditLog(contexts, frame["item_id"].to_numpy(np.int64),
                      frame["click"].to_numpy(np.float64),
                      frame["propensity_score"].to_numpy(np.float64), n_actions,
-                     tuple(range(n_actions)))
+                     tuple(range(n_actions)), frame["position"].to_numpy(np.int64) - 1,
+                     n_positions)
 
 
 def user_feature_categories(campaign: str = "all", *, data_path: str | Path | None = None) -> dict:

@@ -250,9 +250,10 @@ def test_corrupt_and_foreign_files_are_rejected(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,pattern", [
-    ({"n_features": 0}, "n_features"), ({"n_features": 2.5}, "n_features"),
+    ({"n_features": 0, "fit_intercept": False}, "n_features"), ({"n_features": -1}, "n_features"),
+    ({"n_features": 2.5}, "n_features"), ({"thompson_draws": 0}, "thompson_draws"),
     ({"alpha": -1}, "alpha"), ({"alpha": float("nan")}, "alpha"), ({"l2": 0}, "l2"),
-    ({"policy": "thompson"}, "policy"), ({"epsilon": 1.5}, "epsilon"),
+    ({"policy": "greedy"}, "policy"), ({"epsilon": 1.5}, "epsilon"),
     ({"temperature": 0}, "temperature"), ({"refresh_every": 0}, "refresh_every"),
 ])
 def test_bad_configuration_is_refused(kwargs, pattern):
@@ -347,3 +348,40 @@ def test_scores_follow_the_linucb_formula(alpha):
         assert decision.bonus[i] == pytest.approx(bonus, rel=1e-5, abs=1e-9)
         assert decision.score[i] == pytest.approx(decision.expected[i] + decision.bonus[i])
     assert decision.arm == decision.arms[int(np.argmax(decision.score))]
+
+
+def test_thompson_sampling_learns_and_reports_propensities():
+    """Thompson sampling plays the arm that wins the first posterior draw; its logged
+    propensities are the share of draws each arm wins, and it concentrates on the better
+    arm as evidence accumulates. The batch path agrees in distribution."""
+    model = LinUCB(2, alpha=0.2, policy="thompson", thompson_draws=128, seed=3)
+    model.add_arm("good")
+    model.add_arm("bad")
+    first = model.select([1.0, 0.0])
+    assert first.propensities.sum() == pytest.approx(1.0)
+    assert 0.2 < first.propensities[0] < 0.8  # no evidence yet: both arms plausible
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        x = rng.normal(size=2)
+        model.update("good", x, float(rng.random() < 0.6))
+        model.update("bad", x, float(rng.random() < 0.1))
+    decision = model.select([1.0, 0.0])
+    assert decision.arm == "good" and decision.propensity > 0.95
+    assert decision.propensities.min() >= 1.0 / 128 / 2  # floored: every arm stays loggable
+    batch = model.select_batch(rng.normal(size=(50, 2)))
+    assert (np.array(batch.chosen_arms) == "good").mean() > 0.9
+    assert np.allclose(batch.propensities.sum(axis=1), 1.0)
+
+
+def test_context_free_model_learns_arm_means():
+    """With n_features=0 (and the intercept) each arm is a mean-reward estimate: the
+    prior counts as its pseudo-impressions, then data takes over."""
+    from bandit import CTRPrior
+
+    model = LinUCB(0, alpha=0.0, l2=1e-6)
+    model.add_arm("a", prior=CTRPrior(0.02, pseudo_count=100))
+    assert model.estimate([])[1][0] == pytest.approx(0.02, rel=1e-4)
+    model.update_batch(["a"] * 100, np.zeros((100, 0)), np.r_[np.ones(6), np.zeros(94)])
+    assert model.estimate([])[1][0] == pytest.approx((2.0 + 6.0) / 200, rel=1e-4)
+    with pytest.raises(BanditError, match="context"):
+        model.select([1.0])
