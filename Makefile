@@ -39,9 +39,8 @@ bench: $(STAMP)
 	$(PY) bench/bandit_speed.py
 	$(PY) bench/obd_replay.py
 	$(PY) bench/audience_prompts.py
-	$(PY) bench/reward_quality.py
 	$(PY) bench/api_load.py
-	$(PY) bench/loop.py
+	$(PY) bench/evaluation.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -26,9 +26,13 @@ from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
 from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
 from studio.assets import assets_dir  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
-from studio.workspace import Workspace  # noqa: E402
+from studio.simulation.report import COLOURS  # noqa: E402
+from studio.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
 
 FORMATS = ["1:1", "4:5", "9:16", "1.91:1"]
+CAMPAIGN_NOTE = ("Clicks here come from a simulated world whose truth the studio cannot see "
+                 "(demo audience only): a demonstration, not evidence — the evidence is "
+                 "`bench/evaluation.py`, over many worlds.")
 
 
 def categories() -> list[str]:
@@ -107,7 +111,7 @@ def render_creatives(table, formats, engine, size, state, progress=gr.Progress()
     creatives = ws.render(formats=tuple(formats), engine=engine, size=size or None,
                           progress=progress)
     gallery = [(c["path"], _caption(c)) for c in creatives]
-    message = _ok(f"{len(creatives)} creatives rendered with {engine}")
+    message = _ok(f"{len(creatives)} creatives rendered with {engine}; {ws.scoring}")
     if ws.notice:
         message += f" — {ws.notice}"
     return message, gallery, None, ws
@@ -134,13 +138,19 @@ def set_approval(creative_id, approved, state):
     return _ok(f"{creative_id} {'approved' if approved else 'rejected'}"), ws
 
 
-@guarded(outputs=3)
+@guarded(outputs=4)
 def simulate(impressions, state):
-    """Serve simulated impressions; the bandit learns from their clicks."""
+    """Continue the simulated campaign: every policy serves the same impressions; the
+    selection service learns from its clicks."""
     ws = _workspace(state)
-    arms = ws.simulate(int(impressions))
-    history = ws.ctr_history()
-    return _ok(f"{len(history)} impressions served so far"), arms, history, ws
+    if impressions is None:
+        raise StudioError("enter how many impressions to simulate")
+    policies = ws.simulate(int(impressions))
+    served = policies.set_index("policy")["true CTR"]
+    message = _ok(f"{ws.impressions_served():,} impressions served so far; true CTR: selection "
+                  f"service {served['service']}, greedy-on-prior {served['greedy_prior']}, "
+                  f"per-cluster oracle {served['oracle_cluster']}")
+    return message, policies, ws.ctr_curves(), ws.arm_table(), ws
 
 
 @guarded(outputs=3)
@@ -225,11 +235,22 @@ def build() -> gr.Blocks:
                     approve = gr.Button("Approve")
                     reject = gr.Button("Reject")
         with gr.Tab("Campaign", elem_id="tab-campaign"):
-            impressions = gr.Number(value=500, precision=0, label="Impressions to simulate")
-            run = gr.Button("Simulate impressions", variant="primary", elem_id="simulate")
-            chart = gr.LinePlot(x="impressions", y="CTR", label="CTR (rolling)",
-                                elem_id="ctr-chart")
-            arms = gr.Dataframe(label="Arms", interactive=False, elem_id="arms")
+            gr.Markdown(CAMPAIGN_NOTE, elem_id="campaign-note")
+            with gr.Row():
+                impressions = gr.Number(value=500, precision=0, label="Impressions to simulate")
+                run = gr.Button("Simulate impressions (continues the campaign)",
+                                variant="primary", elem_id="simulate")
+            policies = gr.Dataframe(label="Policies on the same impressions (regret: expected "
+                                          "clicks lost vs the per-cluster oracle)",
+                                    interactive=False, wrap=True, elem_id="policies",
+                                    column_widths=["13%", "9%", "13%", "11%", "7%", "11%", "36%"])
+            chart = gr.LinePlot(x="impressions", y="true CTR %", color="policy",
+                                color_map={p: COLOURS[p] for p in SHOWN_POLICIES},
+                                y_title="true CTR so far (%)",
+                                label="True CTR so far, per policy (colours as in the "
+                                      "studio demo report)", elem_id="ctr-chart")
+            arms = gr.Dataframe(label="Arms of the selection service", interactive=False,
+                                elem_id="arms")
         with gr.Tab("Outfit", elem_id="tab-outfit"):
             with gr.Row():
                 outfit_items = gr.File(label="Fixed items of the outfit (1-3 images)",
@@ -265,7 +286,8 @@ def build() -> gr.Blocks:
         gallery.select(show_manifest, [state], [manifest, chosen])
         approve.click(lambda c, s: set_approval(c, True, s), [chosen, state], [status, state])
         reject.click(lambda c, s: set_approval(c, False, s), [chosen, state], [status, state])
-        run.click(simulate, [impressions, state], [status, arms, chart, state], api_name="simulate")
+        run.click(simulate, [impressions, state], [status, policies, chart, arms, state],
+                  api_name="simulate")
         export_button.click(export, [state], [status, archive, state], api_name="export")
         outfit_go.click(complete_outfit, [outfit_items, outfit_category, outfit_history,
                                           outfit_engine, state],

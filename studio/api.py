@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .errors import StudioError
-from .serving import PLACEMENTS, Conflict, NotFound, SelectionService
+from .serving import PLACEMENTS, Conflict, NotFound, SelectionService, ServingConfig
 from .store import Store
 
 EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -77,7 +77,8 @@ class FeedbackResponse(BaseModel):
 
 
 def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 100,
-               feedback_window_s: float = 7 * 24 * 3600, alpha: float = 0.5) -> FastAPI:
+               feedback_window_s: float = 7 * 24 * 3600,
+               config: ServingConfig | None = None) -> FastAPI:
     """Build the API over a store. ``api_key`` defaults to ``$STUDIO_API_KEY``."""
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -85,7 +86,7 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
     if not key:
         raise StudioError("an API key is required: pass --api-key or set STUDIO_API_KEY")
     store = Store(store_dir)
-    service = SelectionService(store, alpha=alpha, snapshot_every=snapshot_every,
+    service = SelectionService(store, config=config, snapshot_every=snapshot_every,
                                feedback_window_s=feedback_window_s)
     registry = CollectorRegistry()
     requests = Counter("studio_requests_total", "HTTP requests", ["path", "status"],

@@ -51,6 +51,7 @@ class BatchSettings:
     max_bytes: int | None = None
     reward_model: str | None = None
     watermark: bool = True
+    prompt_seed: int = 0
 
 
 def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
@@ -120,7 +121,8 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
         commit_creatives(store, notes)
         for path in spool.glob("*.json"):
             path.unlink()
-    _score_and_choose_arms(store, audience, audience_source, settings, echo)
+    model = _reward_model(settings, echo)
+    score_and_choose_arms(store, audience, model, top_m=settings.top_m)
     counts = store.counts()
     size = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
     echo(f"store {store.root}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
@@ -170,7 +172,8 @@ def _prompts(store: Store, catalog, audience: Audience, settings: BatchSettings,
         info = category_product(category)
         result[category] = []
         for cluster in audience.clusters_:
-            for prompt in generator.generate(info, cluster, settings.per_cluster, seed=0):
+            for prompt in generator.generate(info, cluster, settings.per_cluster,
+                                             seed=settings.prompt_seed):
                 prompt_id = hashlib.sha1(f"{category}|{cluster.id}|{prompt.text}".encode()).hexdigest()[:16]
                 record = {"prompt_id": prompt_id, "category": category, "cluster_id": cluster.id,
                           "text": prompt.text, "negative_prompt": prompt.negative_prompt,
@@ -239,9 +242,14 @@ def commit_creatives(store: Store, notes: list[dict]) -> None:
                  note["mask_sha256"], note["bytes"], json.dumps(note["manifest"])))
 
 
-def _score_and_choose_arms(store: Store, audience: Audience, audience_source, settings,
-                           echo) -> None:
-    """Reward scores for every creative, top-M prompts per (product, cluster), arms."""
+def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int,
+                          replace_arms: bool = False) -> None:
+    """Reward scores (``model``, a CTRModel, or None: all prompts tie) for every creative
+    at its cluster's centroid, the top-M prompts per (product, cluster), and the arms with
+    their prior CTR and prior strength (``model.metadata_["prior_impressions"]``, the
+    reward model's calibrated trust, when it has one). With ``replace_arms`` the active
+    arms become exactly this selection (a new reward model re-chooses the pool); else
+    arms are added or re-scored and retired ones stay retired."""
     from .scoring import CreativeRecord, creative_tables
 
     rows = store.query("SELECT creative_id, product_id, prompt_id, cluster_id, format, "
@@ -255,7 +263,6 @@ def _score_and_choose_arms(store: Store, audience: Audience, audience_source, se
                               np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
                               np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127)
                for r in rows]
-    model = _reward_model(store, records, audience, audience_source, settings, echo)
     if model is None:
         scores = np.full(len(records), np.nan)
     else:
@@ -269,12 +276,13 @@ def _score_and_choose_arms(store: Store, audience: Audience, audience_source, se
     selected = set()
     for (product_id, cluster_id), prompts in by_pair.items():
         ranked = sorted(prompts, key=lambda p: (-np.nan_to_num(np.mean(prompts[p]), nan=0.0), p))
-        selected.update((product_id, p) for p in ranked[: settings.top_m])
+        selected.update((product_id, p) for p in ranked[:top_m])
     prompt_rows = {r["prompt_id"]: r for r in store.query("SELECT * FROM prompts")}
     arm_scores: dict[str, list[float]] = {}
     for row, score in zip(rows, scores):
         if (row["product_id"], row["prompt_id"]) in selected:
             arm_scores.setdefault(row["prompt_id"], []).append(float(score))
+    strength = None if model is None else (model.metadata_ or {}).get("prior_impressions")
     with store.transaction() as tx:
         for row, score in zip(rows, scores):
             tx.execute("UPDATE creatives SET reward = ?, selected = ? WHERE creative_id = ?",
@@ -284,23 +292,20 @@ def _score_and_choose_arms(store: Store, audience: Audience, audience_source, se
         for arm_id, values in arm_scores.items():
             prompt = prompt_rows[arm_id]
             prior = None if np.isnan(values).all() else float(np.nanmean(values))
-            tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr) VALUES "
-                       "(?, ?, ?, ?) ON CONFLICT(arm_id) DO UPDATE SET prior_ctr = excluded.prior_ctr",
-                       (arm_id, prompt["category"], prompt["cluster_id"], prior))
+            tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr, prior_impressions) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT(arm_id) DO UPDATE SET "
+                       "prior_ctr = excluded.prior_ctr, prior_impressions = excluded.prior_impressions",
+                       (arm_id, prompt["category"], prompt["cluster_id"], prior, strength))
+        if replace_arms:
+            tx.execute("UPDATE arms SET active = 0")
+            tx.executemany("UPDATE arms SET active = 1 WHERE arm_id = ?", [(a,) for a in arm_scores])
 
 
-def _reward_model(store, records, audience, audience_source, settings, echo):
-    """The configured reward model; else, for an audience with planted segments, one
-    trained on simulated impressions of these creatives; else none (all prompts tie)."""
+def _reward_model(settings: BatchSettings, echo):
+    """The configured reward model (``--reward-model``), else none: prompts tie."""
     from reward import CTRModel
-
-    from .scoring import simulated_reward_model
 
     if settings.reward_model:
         return CTRModel.load(settings.reward_model)
-    source = Path(audience_source)
-    users = None if source.suffix == ".json" else load_users(source)
-    model = simulated_reward_model(records, audience, users)
-    echo("reward model: trained on simulated impressions (demo audience)" if model is not None
-         else "no reward model (--reward-model): prompts are ranked equally")
-    return model
+    echo("no reward model (--reward-model): prompts are ranked equally")
+    return None

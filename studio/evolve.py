@@ -4,13 +4,15 @@ One round, for every (category, cluster) pool of a store:
 
 1. rank the active arms by their learned value — the LinUCB mean at the cluster's
    centroid (warm-started from the reward score, so unplayed arms rank by their prior);
-2. retire the worst (``retire`` per pool, never below ``min_arms``): they stop being
-   served, their events stay in the log;
+2. retire the worst (``retire`` per pool, never below ``min_arms``, and only as many as
+   new arms replace: a pool keeps its size): they stop being served, their events stay
+   in the log;
 3. write new candidates from the winners — their scene, surface, lighting, palette and
    style recombined (template prompts carry these tags); prompts without tags get fresh
    template prompts — held to the brand guidelines;
 4. render the candidates for every product of the category in the store's formats, score
-   them with the reward model, and add the best as new arms warm-started from their scores.
+   them with the reward model, and add the best as new arms warm-started from their scores
+   and the model's calibrated prior strength.
 
 Every round is recorded (kept, retired and added arms, their scores, why) in the store and
 can be listed and rolled back (``rollback``): retired arms come back, added ones retire.
@@ -29,26 +31,27 @@ import numpy as np
 from pipelines import load_product
 from pipelines.engines import load_engine
 
-from .audience import load_users
 from .batch import commit_creatives
 from .errors import StudioError
 from .guidelines import Guidelines
 from .prompts import SLOTS, TemplateGenerator, category_product, load_vocabulary
 from .render import DEFAULT_NEGATIVE_PROMPT, RenderOptions, finish, prepare, render
-from .scoring import CreativeRecord, creative_tables, simulated_reward_model
-from .serving import SelectionService
+from .scoring import CreativeRecord, creative_tables
+from .serving import SelectionService, ServingConfig
 from .store import Store
 
 
 def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2,
            retire: int = 1, min_arms: int = 2, engine: str = "auto", size: str | None = None,
-           users_path=None, reward_model: str | None = None,
-           guidelines: Guidelines | None = None, seed: int = 0, echo=print) -> dict:
-    """Run one round; return its record."""
+           reward_model: str | None = None,
+           guidelines: Guidelines | None = None, seed: int = 0,
+           config: ServingConfig | None = None, echo=print) -> dict:
+    """Run one round; return its record. Candidates are scored by ``reward_model`` (a
+    CTRModel file); without one they are unscored and the first are added unranked."""
     if per_cluster < 1 or retire < 0 or min_arms < 1:
         raise StudioError("per-cluster >= 1, retire >= 0 and min-arms >= 1 are needed")
     rules = guidelines or Guidelines()
-    service = SelectionService(store)
+    service = SelectionService(store, config=config)
     audience = service.audience
     round_id = int(store.query("SELECT COALESCE(MAX(round), 0) FROM evolution")[0][0]) + 1
     chosen, notice = load_engine(engine)
@@ -63,8 +66,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
     prompt_rows = {r["prompt_id"]: dict(r) for r in store.query("SELECT * FROM prompts")}
     plans = []
     for (category, cluster_id), arms in _pools(service).items():
-        context, _ = service.context(cluster_id=cluster_id)
-        ids, expected, _ = service.models[category].estimate(context, arms=arms)
+        ids, expected, _ = service.cluster_estimate(category, cluster_id, arms)
         ranked = [a for _, a in sorted(zip(expected, ids), key=lambda t: -t[0])]
         values = dict(zip(ids, map(float, expected)))
         retired = ranked[max(min_arms, len(ranked) - retire):][:retire] if len(ranked) > min_arms else []
@@ -102,7 +104,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
                            (prompt_id, plan["category"], plan["cluster_id"], text, "",
                             json.dumps({"round": round_id}), "evolve"))
     commit_creatives(store, notes)
-    scores = _scores(store, notes, pixels, audience, users_path, reward_model)
+    scores, strength = _scores(notes, pixels, audience, reward_model)
 
     record = {"round": round_id, "pools": []}
     with store.transaction() as tx:
@@ -113,7 +115,14 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
                     by_prompt.setdefault(note["prompt_id"], []).append(score)
             ranked = sorted(by_prompt, key=lambda p: -_mean(by_prompt[p]))
             added = ranked[: max(1, len(plan["retired"]))] if ranked else []
+            # An arm retires only when a new one takes its place: a pool never shrinks
+            # because no new candidate could be written.
+            plan["kept"] = plan["kept"] + plan["retired"][len(added):]
+            plan["retired"] = plan["retired"][:len(added)]
+            mine = dict(plan["candidates"])
             for note, score in zip(notes, scores):
+                if note["prompt_id"] not in mine:
+                    continue  # another pool's candidate: that pool's plan decides
                 tx.execute("UPDATE creatives SET reward = ?, selected = ? WHERE job_key = ?",
                            (None if np.isnan(score) else float(score),
                             int(note["prompt_id"] in added), note["job_key"]))
@@ -121,10 +130,11 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
                 tx.execute("UPDATE arms SET active = 0 WHERE arm_id = ?", (arm,))
             for arm in added:
                 prior = None if np.isnan(_mean(by_prompt[arm])) else _mean(by_prompt[arm])
-                tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr, active) "
-                           "VALUES (?, ?, ?, ?, 1) ON CONFLICT(arm_id) DO UPDATE SET active = 1, "
-                           "prior_ctr = excluded.prior_ctr", (arm, plan["category"],
-                                                             plan["cluster_id"], prior))
+                tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr, active, "
+                           "prior_impressions) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT(arm_id) DO "
+                           "UPDATE SET active = 1, prior_ctr = excluded.prior_ctr, "
+                           "prior_impressions = excluded.prior_impressions",
+                           (arm, plan["category"], plan["cluster_id"], prior, strength))
             entry = {"category": plan["category"], "cluster_id": plan["cluster_id"],
                      "kept": plan["kept"], "retired": plan["retired"], "added": added,
                      "values": plan["values"],
@@ -205,25 +215,21 @@ def _candidates(category, cluster_id, winners, prompt_rows, audience, n, rules, 
             for t in texts]
 
 
-def _scores(store, notes, pixels, audience, users_path, reward_model) -> list[float]:
-    """Reward scores of the new creatives at their cluster's centroid."""
+def _scores(notes, pixels, audience, reward_model) -> tuple[list[float], float | None]:
+    """Reward scores of the new creatives at their cluster's centroid, and the model's
+    calibrated prior strength (None without a model)."""
     from reward import CTRModel
 
-    if not notes:
-        return []
+    if not notes or not reward_model:
+        return [float("nan")] * len(notes), None
     records = [CreativeRecord(n["manifest"]["id"], n["product_id"], n["format"],
                               n["manifest"]["prompt"], image, mask)
                for n, (image, mask) in zip(notes, pixels)]
-    if reward_model:
-        model = CTRModel.load(reward_model)
-    else:
-        users = load_users(users_path) if users_path else None
-        model = simulated_reward_model(records, audience, users)
-    if model is None:
-        return [float("nan")] * len(notes)
+    model = CTRModel.load(reward_model)
     image, text = creative_tables(records, clip=model.metadata_.get("clip"))
     centroids = audience.centroids_[[n["cluster_id"] for n in notes]]
-    return list(model.predict_ctr(centroids, image, text, creative=np.arange(len(records))))
+    return (list(model.predict_ctr(centroids, image, text, creative=np.arange(len(records)))),
+            (model.metadata_ or {}).get("prior_impressions"))
 
 
 def catalog_images(catalog_path) -> dict[str, str]:

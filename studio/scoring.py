@@ -157,21 +157,3 @@ def load_audience_and_users(clusters, users=None) -> tuple[Audience, pd.DataFram
     audience = Audience.load(clusters)
     table = load_users(users, ignore=audience.ignore) if users is not None else None
     return audience, table
-
-
-def simulated_reward_model(records: list[CreativeRecord], audience: Audience,
-                           users: pd.DataFrame | None, *, impressions: int = 30_000,
-                           seed: int = 0) -> CTRModel | None:
-    """A CTRModel trained on simulated impressions of ``records`` by ``users`` — possible
-    only when the user table has planted segments (the demo audience); else None."""
-    if users is None or "segment" not in users.columns:
-        return None
-    from .simulate import AudienceSimulator, SimulatedCreative, creative_attributes
-
-    pool = [SimulatedCreative(r.creative_id, r.product_id, r.format,
-                              creative_attributes(r.image, r.mask, r.prompt)) for r in records]
-    log = AudienceSimulator(users, seed=seed).simulate(pool, impressions, seed=seed + 1)
-    image, text = creative_tables(records)
-    context = audience.transform(users)[log["user_index"].to_numpy()]
-    return CTRModel().fit(context, image, text, log["click"],
-                          creative=log["creative_index"].to_numpy())

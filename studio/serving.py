@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,70 @@ from .errors import StudioError
 from .store import Store
 
 PLACEMENTS = ("1:1", "4:5", "9:16", "1.91:1")
+CONTEXTS = ("cluster", "user")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How the service explores and how much it trusts the reward model's priors.
+
+    The defaults are the ones ``bench/evaluation.py`` picked in a world the studio cannot
+    see (see README, "Evidence"): the decision rule ``policy`` over LinUCB's estimates
+    with width ``alpha`` (``thompson``: α is the posterior scale), ``epsilon`` for the
+    ``epsilon`` rule, and ``prior_impressions``: how many impressions an arm's predicted
+    CTR counts for when the store has no calibrated value (``batch`` writes one per arm,
+    from the reward model's error on held-out creatives). ``context`` is what each arm
+    regresses on: ``cluster`` — nothing beyond the arm itself, since every pool already
+    belongs to one cluster (each arm learns its mean CTR for that cluster) — or ``user``
+    — the user's encoded features (unit length) and the placement, one-hot.
+    """
+
+    policy: str = "epsilon"
+    alpha: float = 0.1
+    epsilon: float = 0.05
+    prior_impressions: float = 100.0
+    context: str = "cluster"
+    seed: int = 0
+
+    def __post_init__(self):
+        from bandit import POLICIES
+
+        if self.policy not in POLICIES:
+            raise StudioError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if not (np.isfinite(self.alpha) and self.alpha >= 0):
+            raise StudioError(f"alpha must be a number >= 0, got {self.alpha}")
+        if not 0 <= self.epsilon <= 1:
+            raise StudioError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.context not in CONTEXTS:
+            raise StudioError(f"context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
+        if not (np.isfinite(self.prior_impressions) and self.prior_impressions > 0):
+            raise StudioError(f"prior_impressions must be > 0, got {self.prior_impressions}")
+
+    def with_changes(self, **changes) -> "ServingConfig":
+        return replace(self, **changes)
+
+
+def model_features(contexts: np.ndarray, config: ServingConfig) -> np.ndarray:
+    """What the bandit regresses on, from full context vectors (user features and
+    placement, as ``SelectionService.context`` builds them; one or many rows)."""
+    return contexts if config.context == "user" else contexts[..., :0]
+
+
+def new_model(dim: int, config: ServingConfig) -> LinUCB:
+    """The bandit of one product category, as the service builds it (``dim``: the full
+    context's length; the model sees ``model_features`` of it)."""
+    width = dim if config.context == "user" else 0
+    return LinUCB(width, alpha=config.alpha, policy=config.policy, epsilon=config.epsilon,
+                  seed=config.seed)
+
+
+def arm_prior(prior_ctr: float | None, prior_impressions: float | None,
+              config: ServingConfig) -> CTRPrior | None:
+    """The warm start of an arm: its predicted CTR counted as ``prior_impressions``
+    impressions (the store's calibrated value, else the config's)."""
+    if prior_ctr is None:
+        return None
+    return CTRPrior(float(prior_ctr), float(prior_impressions or config.prior_impressions))
 
 
 class NotFound(StudioError):
@@ -59,15 +123,12 @@ class Selection:
 class SelectionService:
     """Thread-safe selection and feedback over a store."""
 
-    def __init__(self, store: Store, *, alpha: float = 0.5, epsilon: float = 0.05,
-                 snapshot_every: int = 100, feedback_window_s: float = 7 * 24 * 3600,
-                 seed: int = 0):
+    def __init__(self, store: Store, *, config: ServingConfig | None = None,
+                 snapshot_every: int = 100, feedback_window_s: float = 7 * 24 * 3600):
         self.store = store
-        self.alpha = alpha
-        self.epsilon = epsilon
+        self.config = config or ServingConfig()
         self.snapshot_every = snapshot_every
         self.feedback_window_s = feedback_window_s
-        self.seed = seed
         self.audience = store.audience()
         self.clusters: dict[int, Cluster] = {c.id: c for c in self.audience.clusters_}
         self.dim = self.audience.centroids_.shape[1] + len(PLACEMENTS)
@@ -133,7 +194,8 @@ class SelectionService:
         if not candidates:
             raise NotFound(f"no creative of {product_id!r} for cluster {cluster_id} in placement "
                            f"{placement}; run `studio batch` with that format")
-        decision = self.models[category].select(context, arms=candidates)
+        features = model_features(context, self.config)
+        decision = self.models[category].select(features, arms=candidates)
         i = decision.index
         selection = Selection(uuid.uuid4().hex, self.creative_of(product_id, decision.arm, placement),
                               decision.arm, cluster_id, self.prompts[decision.arm],
@@ -143,7 +205,7 @@ class SelectionService:
             tx.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (selection.event_id, time.time(), product_id, category, cluster_id,
                         selection.arm_id, selection.creative_id, placement,
-                        json.dumps(list(decision.arms)), json.dumps(context.tolist()),
+                        json.dumps(list(decision.arms)), json.dumps(features.tolist()),
                         selection.propensity, selection.score))
         return selection
 
@@ -205,18 +267,19 @@ class SelectionService:
                 model = LinUCB.load(io.BytesIO(bytes(snapshots[category]["model"])))
                 seq = int(snapshots[category]["reward_seq"])
             else:
-                # Epsilon-mixed UCB: every logged decision has a propensity > 0 for each
-                # candidate, so the log supports off-policy evaluation later.
-                model = LinUCB(self.dim, alpha=self.alpha, policy="epsilon",
-                               epsilon=self.epsilon, seed=self.seed)
+                # Randomised policies (epsilon-mixed UCB, Thompson sampling) give every
+                # candidate a logged propensity > 0: the log supports off-policy evaluation.
+                model = new_model(self.dim, self.config)
                 seq = 0
-            if model.n_features != self.dim:
+            width = len(model_features(np.zeros(self.dim), self.config))
+            if model.n_features != width:
                 raise StudioError(f"the bandit snapshot of {category!r} has {model.n_features} "
-                                  f"features, the store's contexts {self.dim}")
+                                  f"features, the service's {self.config.context!r} context "
+                                  f"{width}: serve with the context it was trained with")
             for arm_id, arm in sorted(self.arms.items()):  # arms added since the snapshot
                 if arm["category"] == category and arm_id not in model.arms:
-                    prior = arm["prior_ctr"]
-                    model.add_arm(arm_id, prior=None if prior is None else CTRPrior(prior, 20.0))
+                    model.add_arm(arm_id, prior=arm_prior(arm["prior_ctr"],
+                                                          arm["prior_impressions"], self.config))
             self.models[category] = model
             self._applied_seq[category] = seq
         replay = self.store.query(
@@ -228,6 +291,12 @@ class SelectionService:
                             row["reward"], row["seq"])
 
     # ------------------------------------------------------------- reports
+    def cluster_estimate(self, category: str, cluster_id: int, arms) -> tuple:
+        """(arms, learned mean, exploration bonus) of ``arms`` at the cluster's centroid
+        in the 1:1 placement; no decision is made."""
+        centroid, _ = self.context(cluster_id=cluster_id)
+        return self.models[category].estimate(model_features(centroid, self.config), arms=arms)
+
     def arm_report(self) -> list[dict]:
         stats = {r["arm_id"]: (r["pulls"], r["clicks"] or 0.0) for r in self.store.query(
             "SELECT e.arm_id, COUNT(*) AS pulls, SUM(r.reward) AS clicks FROM events e "
@@ -239,8 +308,7 @@ class SelectionService:
         for arm_id, arm in sorted(self.arms.items(), key=lambda kv: (kv[1]["category"], kv[1]["cluster_id"])):
             model = self.models[arm["category"]]
             pulls, clicks = stats.get(arm_id, (0, 0.0))
-            centroid, _ = self.context(cluster_id=arm["cluster_id"])
-            _, expected, bonus = model.estimate(centroid, arms=[arm_id])
+            _, expected, bonus = self.cluster_estimate(arm["category"], arm["cluster_id"], [arm_id])
             report.append({
                 "arm_id": arm_id, "category": arm["category"], "cluster_id": arm["cluster_id"],
                 "prompt": self.prompts[arm_id], "prior_ctr": arm["prior_ctr"], "pulls": pulls,

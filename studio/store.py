@@ -117,6 +117,11 @@ MIGRATIONS = [
         record TEXT NOT NULL
     );
     """,
+    # How many impressions an arm's prior CTR counts for (calibrated from the reward
+    # model's error on held-out creatives; NULL = the service's default).
+    """
+    ALTER TABLE arms ADD COLUMN prior_impressions REAL;
+    """,
 ]
 
 

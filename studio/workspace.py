@@ -2,8 +2,15 @@
 
 The web UI is a thin face over this class; every step calls the same studio functions as
 the CLI (load_product, Audience, prompt writers, render/finish, the store, the reward
-model, the selection service, the simulator). A workspace lives in one folder; its
+model, the selection service, the simulated world). A workspace lives in one folder; its
 renders go into a store there, which the campaign serves from.
+
+With the demo audience (users with the planted ``segment`` column) the workspace has a
+hidden-truth world (``studio.simulation``, seeded by the render seed), as ``studio demo``
+has: the reward model learns from a simulated *past* of that world, and the Campaign tab
+serves simulated impressions in it — the real selection service beside greedy-on-prior,
+random, the static creative and the per-cluster oracle. An audience of one's own has no
+hidden truth: nothing is scored or simulated, and the UI says so.
 """
 
 from __future__ import annotations
@@ -24,15 +31,27 @@ from pipelines.engines import load_engine
 
 from .assets import assets_dir
 from .audience import Audience, load_users
-from .batch import commit_creatives
+from .batch import commit_creatives, score_and_choose_arms
 from .catalog import ProductInfo
 from .errors import StudioError
 from .files import write_atomic
 from .guidelines import Guidelines
 from .prompts import make_generator
 from .render import RenderOptions, finish, prepare, render
-from .scoring import CreativeRecord, creative_tables, simulated_reward_model
+from .scoring import CreativeRecord
 from .store import Store
+
+#: Simulated past impressions the reward model learns from (uniform policy over the
+#: rendered creatives, other users, drifted tastes): under a second for ten creatives.
+PAST_IMPRESSIONS = 100_000
+#: Users of the simulated past (another draw of the demo population).
+PAST_USERS = 5000
+#: The policies the Campaign tab shows, in order (``oracle_user`` is left out: no policy
+#: with cluster context can reach it, and regret is measured against the cluster oracle).
+SHOWN_POLICIES = ("service", "greedy_prior", "random", "static", "oracle_cluster")
+NO_WORLD = ("an audience of your own has no planted segments, so there is no simulated "
+            "world: creatives are not scored and simulation is off (real campaigns learn "
+            "from clicks through /v1/feedback)")
 
 
 class Workspace:
@@ -47,7 +66,10 @@ class Workspace:
         self.audience: Audience | None = None
         self.prompts: pd.DataFrame | None = None
         self.approved: dict[str, bool] = {}
-        self.notice: str | None = None
+        self.notice: str | None = None  # the engine's fallback notice of the last render
+        self.scoring: str | None = None  # how the last render was scored, one line
+        self.world = None  # the WorldSession of the last render (demo audience only)
+        self.campaign: list = []  # CampaignResult of every "Simulate", in order
 
     # ------------------------------------------------------------ product
     def load_product(self, image_path, *, mask_path=None, category: str = "generic",
@@ -94,6 +116,7 @@ class Workspace:
         self.users = load_users(source)
         self.audience = Audience(k or None).fit(self.users)
         self.prompts = None
+        self.world, self.campaign = None, []  # the renders belong to the old audience
         return self.cluster_table()
 
     def cluster_table(self) -> pd.DataFrame:
@@ -139,8 +162,10 @@ class Workspace:
     # ------------------------------------------------------------- render
     def render(self, *, formats=("1:1",), engine: str = "auto", size: str | None = None,
                seed: int = 0, progress=None) -> list[dict]:
-        """Render every prompt in every format into a fresh store; score with the reward
-        model (trained on simulated impressions for an audience with planted segments)."""
+        """Render every prompt in every format into a fresh store and make every prompt
+        an arm. With planted segments, score them with the reward model of a simulated
+        past of the world of ``seed`` (``self.scoring`` says how); else leave them
+        unscored. A new render starts a new campaign."""
         self._need_product()
         self._need_audience()
         if self.prompts is None or self.prompts.empty:
@@ -149,6 +174,7 @@ class Workspace:
             raise StudioError("choose at least one format")
         chosen, self.notice = load_engine(engine)
         store = self._fresh_store()
+        self.world, self.scoring, self.campaign = None, None, []
         category = self.info.category
         jobs = [(row.cluster, str(row.prompt), fmt) for row in self.prompts.itertuples()
                 for fmt in formats]
@@ -176,23 +202,32 @@ class Workspace:
         records = [CreativeRecord(n["manifest"]["id"], self.info.name, n["format"],
                                   n["manifest"]["prompt"], image, mask)
                    for n, (image, mask) in zip(notes, pixels)]
-        model = simulated_reward_model(records, self.audience, self.users)
-        scores = [None] * len(records)
-        if model is not None:
-            image, text = creative_tables(records)
-            centroids = self.audience.centroids_[[n["cluster_id"] for n in notes]]
-            scores = list(model.predict_ctr(centroids, image, text, creative=np.arange(len(records))))
-        with store.transaction() as tx:
-            for note, score in zip(notes, scores):
-                tx.execute("UPDATE creatives SET reward = ?, selected = 1 WHERE creative_id = ?",
-                           (None if score is None else float(score), note["manifest"]["id"]))
-            for prompt_id, cluster_id in {(n["prompt_id"], n["cluster_id"]) for n in notes}:
-                values = [s for n, s in zip(notes, scores) if n["prompt_id"] == prompt_id and s is not None]
-                tx.execute("INSERT OR REPLACE INTO arms (arm_id, category, cluster_id, prior_ctr) "
-                           "VALUES (?, ?, ?, ?)", (prompt_id, category, cluster_id,
-                                                   float(np.mean(values)) if values else None))
+        model = self._past_reward_model(records, [n["cluster_id"] for n in notes], seed)
+        # Every prompt is an arm (top_m covers them all), its prior from the model.
+        score_and_choose_arms(store, self.audience, model, top_m=len(self.prompts),
+                              replace_arms=True)
         self.approved = {n["manifest"]["id"]: True for n in notes}
         return self.creatives()
+
+    def _past_reward_model(self, records: list[CreativeRecord], cluster_ids: list[int],
+                           seed: int):
+        """The reward model of a simulated past of ``World(seed)``, in which other users
+        (``make_users(PAST_USERS, 10_000 + seed)``) with drifted tastes saw these creatives
+        under a uniform policy; sets ``self.world`` and ``self.scoring``. None (and no
+        world) for an audience without planted segments: there is no truth to learn from."""
+        from .simulation.session import WorldSession
+
+        if "segment" not in self.users.columns:
+            self.scoring = f"not scored: {NO_WORLD}"
+            return None
+        self.world = WorldSession(seed)
+        model = self.world.past_reward_model(records, cluster_ids, self.audience,
+                                             impressions=PAST_IMPRESSIONS, past_users=PAST_USERS)
+        self.scoring = (f"scored by a reward model trained on {PAST_IMPRESSIONS:,} impressions "
+                        f"of a simulated past (world {seed}: other users, drifted tastes); "
+                        f"its prior counts as {model.metadata_['prior_impressions']:.0f} "
+                        "impressions per arm")
+        return model
 
     def creatives(self) -> list[dict]:
         store = self._store()
@@ -210,39 +245,88 @@ class Workspace:
 
     # ----------------------------------------------------------- campaign
     def simulate(self, impressions: int = 1000, *, seed: int = 0) -> pd.DataFrame:
-        """Serve simulated impressions through the selection service (LinUCB learns
-        from them); return the arm table. Needs an audience with planted segments."""
-        from .campaign import run_campaign
+        """Continue the simulated campaign by ``impressions`` in this render's world and
+        return the policy table. Every policy faces the same impressions: the real
+        selection service over the workspace store (its events and rewards go into the
+        store, so the arm table shows what it learned, and the next call goes on from
+        there), greedy-on-prior, random, the static creative and the per-cluster oracle.
+        Each call draws a new stream (from ``seed`` and the call's number) and covers the
+        next ``impressions / CAMPAIGN_LENGTH`` (``studio.simulation.session``) of the world's campaign time."""
+        from .serving import SelectionService, ServingConfig
+        from .simulation.arena import Arena
+        from .simulation.policies import make_policies
 
-        if self.users is None or "segment" not in self.users.columns:
-            raise StudioError("simulation needs an audience with planted segments (the demo "
-                              "audience); real campaigns learn from /v1/feedback instead")
-        if impressions < 1:
-            raise StudioError("simulate at least one impression")
+        self._need_audience()
+        if "segment" not in self.users.columns:
+            raise StudioError(f"cannot simulate: {NO_WORLD}")
+        if int(impressions) < 1:
+            raise StudioError(f"simulate at least one impression, got {impressions}")
         store = self._store()
-        done = store.counts()["events"]
-        run_campaign(store, self.users, impressions=int(impressions), seed=seed + done,
-                     placements=tuple(sorted({c["format"] for c in self.creatives()})))
-        return self.arm_table()
+        if self.world is None:
+            raise StudioError("render creatives first (for the current audience)")
+        stream = int(np.random.SeedSequence([int(seed), len(self.campaign)]).generate_state(1)[0])
+        placements = tuple(sorted({c["format"] for c in self.creatives()}))
+        arena = Arena.from_store(store, self.users, placements)
+        served = ServingConfig(seed=stream)
+        service = SelectionService(store, config=served, snapshot_every=1000)
+        policies = make_policies(arena, served, seed=stream, service=service,
+                                 names=("service", "greedy_prior", "random"))
+        done = self.impressions_served()
+        result = self.world.campaign(arena, policies, impressions=int(impressions),
+                                     seed=stream, done=done)
+        service.snapshot()  # the next call's service starts here instead of replaying
+        self.campaign.append(result)
+        return self.policy_table()
+
+    def impressions_served(self) -> int:
+        """Simulated impressions so far (per policy) in this render's campaign."""
+        return sum(r.impressions for r in self.campaign)
+
+    def campaign_arrays(self, kind: str = "value") -> dict[str, np.ndarray]:
+        """Per shown policy, the per-impression ``value`` (true CTR of what it served),
+        ``clicks`` or ``regret`` (vs the cluster oracle) over every call so far."""
+        return {p: np.concatenate([getattr(r, kind)[p] for r in self.campaign])
+                for p in SHOWN_POLICIES}
+
+    def policy_table(self) -> pd.DataFrame:
+        """One row per shown policy: true and observed CTR, lift over greedy-on-prior,
+        clicks and regret; CTRs as percentages."""
+        from .simulation.report import DESCRIPTIONS
+
+        if not self.campaign:
+            raise StudioError("simulate some impressions first")
+        value, clicks = self.campaign_arrays("value"), self.campaign_arrays("clicks")
+        regret = self.campaign_arrays("regret")
+        baseline = value["greedy_prior"].mean()
+        return pd.DataFrame([{
+            "policy": p, "true CTR": f"{value[p].mean():.2%}",
+            "vs greedy-on-prior": f"{value[p].mean() / baseline - 1:+.1%}",
+            "observed CTR": f"{clicks[p].mean():.2%}", "clicks": int(clicks[p].sum()),
+            "regret (clicks)": round(float(regret[p].sum()), 1),
+            "what it is": DESCRIPTIONS[p]} for p in SHOWN_POLICIES])
+
+    def ctr_curves(self, points: int = 200) -> pd.DataFrame:
+        """Cumulative true CTR (in %) of every shown policy at up to ``points``
+        impressions, long format (impressions, true CTR %, policy) for a line chart."""
+        n = self.impressions_served()
+        if not n:
+            return pd.DataFrame({"impressions": [], "true CTR %": [], "policy": []})
+        at = np.unique(np.linspace(1, n, min(points, n)).round().astype(int))
+        frames = [pd.DataFrame({"impressions": at,
+                                "true CTR %": 100 * np.cumsum(v)[at - 1] / at, "policy": p})
+                  for p, v in self.campaign_arrays("value").items()]
+        return pd.concat(frames, ignore_index=True)
 
     def arm_table(self) -> pd.DataFrame:
+        """The selection service's arms: prior, pulls, observed CTR, learned mean and
+        exploration bonus at the cluster's centroid (percentages)."""
         from .serving import SelectionService
 
         report = SelectionService(self._store()).arm_report()
         return pd.DataFrame([{"cluster": a["cluster_id"], "prompt": a["prompt"][:70],
-                              "pulls": a["pulls"], "CTR": round(a["ctr"], 4) if a["ctr"] is not None else None,
-                              "mean": round(a["mean"], 4), "bonus": round(a["bonus"], 4)}
-                             for a in report])
-
-    def ctr_history(self, window: int = 200) -> pd.DataFrame:
-        """Rolling CTR of the served events, for the campaign chart."""
-        rows = self._store().query("SELECT r.reward FROM rewards r JOIN events e "
-                                   "ON e.event_id = r.event_id ORDER BY r.seq")
-        rewards = np.array([r[0] for r in rows], dtype=float)
-        if not len(rewards):
-            return pd.DataFrame({"impressions": [], "CTR": []})
-        rolling = pd.Series(rewards).rolling(window, min_periods=1).mean()
-        return pd.DataFrame({"impressions": np.arange(1, len(rewards) + 1), "CTR": rolling})
+                              "prior": _percent(a["prior_ctr"]), "pulls": a["pulls"],
+                              "CTR": _percent(a["ctr"]), "mean": _percent(a["mean"]),
+                              "bonus": _percent(a["bonus"])} for a in report])
 
     # ------------------------------------------------------------- export
     def export(self) -> Path:
@@ -294,3 +378,8 @@ class Workspace:
     def _need_audience(self) -> None:
         if self.audience is None:
             raise StudioError("fit the audience first (Audience tab)")
+
+
+def _percent(value) -> str | None:
+    """A CTR as a percentage with two decimals (None stays None)."""
+    return None if value is None else f"{value:.2%}"

@@ -21,15 +21,23 @@ def _last_json(args: list[str], timeout: int = 300) -> dict:
 def test_render_overhead_bench():
     out = _last_json(["bench/render_overhead.py", "--size", "64", "--steps", "2",
                       "--rounds", "2"])
-    assert out["median_overhead_ratio"] > 0.5 and out["size"] == 64
+    # The studio's render is the pipeline call plus placement and compositing: never
+    # much faster than the bare call (it would have skipped it), never a second call.
+    assert 0.8 <= out["median_overhead_ratio"] <= 1.6 and out["size"] == 64
 
 
 def test_bandit_speed_bench_quick():
     out = _last_json(["bench/bandit_speed.py", "--quick", "--seconds", "0.05"])
     row = out["results"]["d64_K100"]
-    assert row["ours_select"] > 0 and row["ours_update"] > 0 and row["numpy_select"] > 0
-    assert set(out["goals_met"]) == {"select_20x_mabwiser", "select_5x_vw",
-                                      "update_200x_mabwiser"}
+    ratios = out["ratios_d64_K100"]
+    # The packed float32 scoring is the point of the library: clearly faster than plain numpy.
+    assert ratios["select_vs_numpy"] == pytest.approx(row["ours_select"] / row["numpy_select"], rel=0.01)
+    assert ratios["select_vs_numpy"] > 2
+    # Each goal is what its ratio says (a peer that is not installed counts as not met).
+    for goal, (ratio, threshold) in {"select_20x_mabwiser": ("select_vs_mabwiser", 20),
+                                     "select_5x_vw": ("select_vs_vw", 5),
+                                     "update_200x_mabwiser": ("update_vs_mabwiser", 200)}.items():
+        assert out["goals_met"][goal] is (ratios.get(ratio, 0) >= threshold)
 
 
 def test_obd_replay_bench():
@@ -51,23 +59,37 @@ def test_audience_prompts_bench():
     assert out["demo_ari"] >= 0.8 and out["template_prompts_per_s"] > 0
 
 
-def test_reward_quality_bench():
-    out = _last_json(["bench/reward_quality.py", "--impressions", "20000", "--prompts", "1"])
-    for key in ("auc", "oracle_auc", "ece", "pairwise_acc", "oracle_pairwise_acc", "impressions"):
-        assert key in out
-    assert out["auc"] > out["constant_auc"] and out["impressions"] == 20000
-
-
 def test_api_load_bench():
     out = _last_json(["bench/api_load.py", "--seconds", "3", "--rate", "100", "--clients", "2"])
     assert out["requests"] > 50 and out["errors"] == 0
     assert out["lost_updates"] == 0 and out["lost_after_restart"] == 0
 
 
-def test_loop_bench():
-    out = _last_json(["bench/loop.py", "--seeds", "1", "--rounds", "2", "--impressions", "300",
-                      "--size", "64"], timeout=600)
-    for key in ("fixed_ctr", "evolving_ctr", "diff_ci_low", "diff_ci_high", "rounds", "seeds"):
-        assert key in out
-    assert out["rounds"] == 2 and len(out["per_round"]) == 2
-    assert out["per_round"][0]["diff"] == 0.0  # both pools are the same before evolving
+def test_evaluation_bench_quick():
+    """The evidence bench end to end at toy scale: its figures hang together (oracle on
+    top, intervals around their means, regret growing, goals computed from the figures)."""
+    out = _last_json(["bench/evaluation.py", "--worlds", "2", "--impressions", "6000",
+                      "--past-impressions", "20000", "--size", "64", "--per-cluster", "2",
+                      "--top-m", "2", "--loop-worlds", "1", "--loop-rounds", "2",
+                      "--loop-impressions", "400", "--ope-chunks", "2", "--jobs", "1",
+                      "--out", str(REPO / "bench-out" / "smoke")], timeout=900)
+    assert out["worlds"] == 2 and out["impressions"] == 6000
+    for ctr in (out["ctr"], out["ctr_no_drift"]):
+        assert set(ctr) >= {"served", "greedy_prior", "random", "static", "thompson",
+                            "epsilon_greedy", "linucb", "oracle_cluster", "oracle_user"}
+        assert all(0.003 <= v <= 0.05 for v in ctr.values())
+        assert ctr["oracle_cluster"] >= max(v for k, v in ctr.items() if not k.startswith("oracle"))
+    lift = out["lift_vs_greedy_prior"]
+    assert lift["ci_low"] <= lift["mean"] <= lift["ci_high"] and lift["worlds"] == 2
+    assert lift["mean"] == pytest.approx(out["ctr"]["served"] / out["ctr"]["greedy_prior"] - 1, abs=0.05)
+    regret = list(out["regret_at"].values())
+    assert regret == sorted(regret) and regret[0] > 0
+    assert all(0 <= v <= 1 for v in out["ope_coverage"].values())
+    assert out["loop"]["arms_equal"] and out["loop"]["rounds"] == 2
+    assert out["loop"]["relative_difference"][0]["mean"] == 0.0  # same pool, same stream
+    goals = out["goals_met"]
+    assert goals["lift_ci_low_above_0_with_drift"] is (lift["ci_low"] > 0)
+    assert goals["regret_ratio_at_most_0.5"] is (
+        max(out["regret_ratio"], out["regret_ratio_no_drift"]) <= 0.5)
+    assert goals["ope_coverage_90_to_98"] is all(0.9 <= v <= 0.98 for v in out["ope_coverage"].values())
+    assert goals["pairwise_at_least_0.9_oracle"] is (out["reward_model"]["pairwise_ratio"] >= 0.9)

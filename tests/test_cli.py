@@ -148,7 +148,7 @@ def test_out_that_is_a_file_is_refused(tmp_path, cutout_png):
     assert target.read_text() == "keep me"
 
 
-def test_demo_runs_the_whole_flow_and_linucb_beats_the_static_creative(tmp_path):
+def test_demo_runs_the_whole_flow_in_a_hidden_world(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
         [PYTHON, "-m", "studio", "demo", "--engine", "backdrop", "--impressions", "6000",
@@ -159,12 +159,20 @@ def test_demo_runs_the_whole_flow_and_linucb_beats_the_static_creative(tmp_path)
     assert set(summary) == {"report", "ctr", "impressions", "engine"}
     assert summary["engine"] == "backdrop" and summary["impressions"] == 6000
     ctr = summary["ctr"]
-    assert ctr["linucb"] > ctr["static"] and ctr["linucb"] > ctr["random"]
+    assert set(ctr) >= {"service", "served", "greedy_prior", "random", "static", "epsilon_greedy",
+                        "linucb", "thompson", "oracle_cluster", "oracle_user"}
+    assert all(0.003 <= value <= 0.05 for value in ctr.values())  # realistic CTRs
+    assert ctr["oracle_user"] >= ctr["oracle_cluster"] >= max(
+        v for k, v in ctr.items() if not k.startswith("oracle"))
+    assert ctr["service"] > ctr["static"]  # personalised pools beat one creative for all
     report = out / "report.md"
     assert summary["report"] == str(report) and report.exists()
     text = report.read_text()
-    assert "| linucb |" in text and "Best creative per cluster" in text
+    assert "| greedy_prior |" in text and "| oracle_cluster |" in text
+    assert "demonstration, not evidence" in text and "base_ctr = " in text
+    assert "judged on held-out creatives" in text and "Best creative per cluster" in text
     assert "## Learning loop" in text and "| 2 |" in text  # two rounds: before and after evolving
     for chart in ("ctr_over_time.png", "regret.png", "best_per_cluster.png", "loop.png"):
         assert (out / chart).stat().st_size > 1000
+    assert (out / "reward-model.npz").exists() and (out / "past" / "store.db").exists()
     assert (out / "store" / "store.db").exists()

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from conftest import REPO
+from reward import CTRModel
 from studio.audience import Audience, load_users
 from studio.batch import BatchSettings, run_batch
 from studio.errors import StudioError
@@ -31,6 +32,21 @@ def base_store(tmp_path_factory):
     return root / "store"
 
 
+@pytest.fixture(scope="module")
+def reward_model(base_store, tmp_path_factory):
+    """A reward model of a simulated past (other users of a drifted world)."""
+    from studio.simulation.past import Creatives, train_past_model
+    from studio.simulation.population import make_users
+    from studio.simulation.world import World
+
+    store = Store(base_store)
+    model = train_past_model(World(0), Creatives.from_store(store), make_users(2000, seed=5),
+                             store.audience(), impressions=50_000)
+    path = tmp_path_factory.mktemp("model") / "reward.npz"
+    model.save(path)
+    return path
+
+
 @pytest.fixture
 def store(base_store, tmp_path):
     shutil.copytree(base_store, tmp_path / "store")
@@ -41,7 +57,7 @@ def _active(store):
     return {r[0] for r in store.query("SELECT arm_id FROM arms WHERE active = 1")}
 
 
-def test_a_round_retires_adds_and_warm_starts_as_recorded(store):
+def test_a_round_retires_adds_and_warm_starts_as_recorded(store, reward_model):
     service = SelectionService(store)
     for i in range(40):  # some traffic so that the learned means differ
         chosen = service.select("mug", cluster_id=i % 5)
@@ -49,7 +65,8 @@ def test_a_round_retires_adds_and_warm_starts_as_recorded(store):
     service.snapshot()
     before = _active(store)
     record = evolve(store, catalog_images=catalog_images(CATALOG), per_cluster=2, retire=1,
-                    engine="backdrop", size="64", users_path=USERS, echo=lambda m: None)
+                    engine="backdrop", size="64", reward_model=str(reward_model),
+                    echo=lambda m: None)
     after = _active(store)
     assert record["round"] == 1 and len(record["pools"]) == 25
     for pool in record["pools"]:
@@ -59,8 +76,10 @@ def test_a_round_retires_adds_and_warm_starts_as_recorded(store):
         assert pool["values"][pool["retired"][0]] == min(pool["values"].values())
         best_new = max(pool["candidate_scores"], key=pool["candidate_scores"].get)
         assert pool["added"] == [best_new]
-        prior = store.query("SELECT prior_ctr FROM arms WHERE arm_id = ?", (best_new,))[0][0]
+        prior, strength = store.query("SELECT prior_ctr, prior_impressions FROM arms "
+                                      "WHERE arm_id = ?", (best_new,))[0]
         assert prior == pytest.approx(pool["candidate_scores"][best_new])  # warm start
+        assert strength == pytest.approx(CTRModel.load(reward_model).metadata_["prior_impressions"])
     assert len(after) == len(before)  # one out, one in per pool
     # The retired arms keep their logged events; the service serves the new pool.
     assert store.counts()["events"] == 40
@@ -68,12 +87,19 @@ def test_a_round_retires_adds_and_warm_starts_as_recorded(store):
     assert set(restarted.arms) == after
     category = restarted.products["mug"]
     new_arm = next(p["added"][0] for p in record["pools"] if p["category"] == category)
-    _, expected, _ = restarted.models[category].estimate(
-        restarted.context(cluster_id=next(p["cluster_id"] for p in record["pools"]
-                                          if p["added"][0] == new_arm))[0], arms=[new_arm])
+    _, expected, _ = restarted.cluster_estimate(
+        category, next(p["cluster_id"] for p in record["pools"] if p["added"][0] == new_arm),
+        [new_arm])
     assert expected[0] == pytest.approx(
         store.query("SELECT prior_ctr FROM arms WHERE arm_id = ?", (new_arm,))[0][0], rel=0.2)
     assert [r["round"] for r in rounds(store)] == [1] * 25
+    # Every pool serves every one of its active arms for every product of its category
+    # (each pool's new creatives are selected, whatever the order of the pools).
+    for product, category in restarted.products.items():
+        for cluster in restarted.clusters:
+            active = {a for a, arm in restarted.arms.items()
+                      if arm["category"] == category and arm["cluster_id"] == cluster}
+            assert set(restarted.candidates(product, cluster, "1:1")) == active
 
 
 def test_rollback_restores_the_previous_pool(store):

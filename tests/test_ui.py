@@ -4,12 +4,14 @@ and a real headless Chromium walking the whole flow."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -78,10 +80,24 @@ def test_every_tab_through_the_api(client, tmp_path):
     no_weights = client.predict(table, ["1:1"], "sd", "128", api_name="/render")[0]
     assert "Error" in no_weights and "cannot load" in no_weights  # no weights: readable
     status, gallery, _ = client.predict(table, ["1:1"], "backdrop", "128", api_name="/render")
-    assert "10 creatives rendered" in status and len(gallery) == 10
-    assert all("predicted CTR" in item["caption"] for item in gallery)
-    status, arms, chart = client.predict(200, api_name="/simulate")
-    assert "200 impressions served" in status and len(arms["data"]) == 10
+    assert "10 creatives rendered" in status and "simulated past" in status
+    assert len(gallery) == 10 and all(re.search(r"predicted CTR \d+\.\d\d%", item["caption"])
+                                      for item in gallery)
+    status = client.predict(0, api_name="/simulate")[0]
+    assert status == "**Error:** simulate at least one impression, got 0"
+    status, policies, chart, arms = client.predict(200, api_name="/simulate")
+    assert "200 impressions served" in status and "greedy-on-prior" in status
+    rows = {row[0]: dict(zip(policies["headers"], row)) for row in policies["data"]}
+    assert list(rows) == ["service", "greedy_prior", "random", "static", "oracle_cluster"]
+    ctr = {p: float(r["true CTR"].rstrip("%")) for p, r in rows.items()}
+    assert all(ctr["oracle_cluster"] >= c for c in ctr.values())
+    assert all(0.3 <= c <= 5 for c in ctr.values()), ctr
+    assert sum(row[arms["headers"].index("pulls")] for row in arms["data"]) == 200
+    assert {row[chart["columns"].index("policy")] for row in chart["data"]} == set(rows)
+    status, policies, chart, arms = client.predict(100, api_name="/simulate")  # continues
+    assert "300 impressions served" in status
+    assert sum(row[arms["headers"].index("pulls")] for row in arms["data"]) == 300
+    assert max(row[chart["columns"].index("impressions")] for row in chart["data"]) == 300
     status, archive = client.predict(api_name="/export")
     import zipfile
 
@@ -101,6 +117,14 @@ def test_every_tab_through_the_api(client, tmp_path):
     bad_users.write_text("name,age\nann,3\n")
     status = client.predict(handle_file(str(bad_users)), 0, api_name="/fit_audience")[0]
     assert "Error" in status and "user_id" in status
+    own_users = tmp_path / "own.csv"  # an audience of one's own: no planted segments
+    pd.read_csv(REPO / "assets/demo/users.csv").drop(columns="segment").head(300).to_csv(
+        own_users, index=False)
+    status = client.predict(handle_file(str(own_users)), 2, api_name="/fit_audience")[0]
+    assert "2 clusters" in status
+    status = client.predict(100, api_name="/simulate")[0]
+    assert status.startswith("**Error:** cannot simulate: an audience of your own")
+    assert "\n" not in status and "Traceback" not in status
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed "
@@ -152,16 +176,22 @@ def test_browser_walks_the_whole_flow(server):
         page.get_by_label("Size (long side or WxH; empty = 512)").fill("160")
         page.locator("#render").click()
         wait_status("creatives rendered", timeout=300)
-        page.wait_for_function("document.querySelectorAll('#gallery img').length >= 4")
+        page.wait_for_function("[...document.querySelectorAll('#gallery img')]"
+                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 10")
         page.screenshot(path=str(SCREENSHOTS / "4-render.png"))
 
         page.get_by_role("tab", name="Campaign").click()
         page.get_by_label("Impressions to simulate").fill("300")
         page.locator("#simulate").click()
         wait_status("impressions served", timeout=300)
+        page.wait_for_function("['greedy_prior', 'oracle_cluster'].every("
+                               "p => document.querySelector('#policies').innerText.includes(p))")
         page.wait_for_selector("#ctr-chart canvas, #ctr-chart svg", timeout=60_000)
+        page.wait_for_function("document.querySelector('#arms').innerText.includes('%')")
+        assert "simulated world whose truth the studio cannot see" in page.locator(
+            "#campaign-note").inner_text()
         time.sleep(1)
-        page.screenshot(path=str(SCREENSHOTS / "5-campaign.png"))
+        page.screenshot(path=str(SCREENSHOTS / "5-campaign.png"), full_page=True)
         assert "Traceback" not in page.content()
         browser.close()
     assert outside == [], outside

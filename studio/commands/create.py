@@ -110,17 +110,25 @@ def render(
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where to write the results."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, backdrop or tiny."),
-    impressions: int = typer.Option(20_000, help="Simulated impressions in the campaign."),
+    impressions: int = typer.Option(50_000, help="Simulated impressions per policy in the "
+                                    "campaign."),
     formats: str = typer.Option("1:1,9:16", help="Comma-separated ad formats to render."),
-    per_cluster: int = typer.Option(3, help="Prompts per category and cluster."),
+    per_cluster: int = typer.Option(6, help="Prompts per category and cluster (past and "
+                                    "campaign)."),
+    top_m: Optional[int] = typer.Option(None, help="Arms per (category, cluster) pool "
+                                        "(default: 4, at most --per-cluster)."),
     size: Optional[str] = typer.Option(None, help="Canvas long side (default 512)."),
     rounds: int = typer.Option(2, help="Evolution rounds of the learning loop (0: skip it)."),
-    seed: int = typer.Option(0, help="Seed of the whole run."),
+    drift: bool = typer.Option(True, "--drift/--no-drift", help="Whether the world's tastes "
+                               "drift between the past and the campaign, and during it."),
+    seed: int = typer.Option(0, help="Seed of the whole run (and of the simulated world)."),
 ) -> None:
-    """The whole flow on the bundled assets: audience, prompts, renders, reward model,
-    arms, a simulated campaign (LinUCB vs static vs random), the learning loop (fixed vs
-    evolving pool) and a report."""
-    from ..demo import run_demo
+    """The whole flow on the bundled assets: audience, prompts, renders of a past and a
+    campaign pool, a reward model trained on the past and judged on held-out creatives,
+    arms, a simulated campaign in a hidden-truth world (the served bandit, the real
+    service, greedy-on-prior, random, static, epsilon-greedy, LinUCB, Thompson and the
+    oracles), the learning loop (fixed vs evolving pool) and a report."""
+    from ..simulation.demo import run_demo
 
     with _cli_errors():
         _choice(engine, ENGINE_NAMES, "engine")
@@ -131,9 +139,13 @@ def demo(
             raise InputError(f"impressions must be at least 1, got {impressions}")
         if rounds < 0:
             raise InputError(f"rounds must be >= 0, got {rounds}")
+        top_m = min(4, per_cluster) if top_m is None else top_m
+        if per_cluster < 1 or not 1 <= top_m <= per_cluster:
+            raise InputError(f"need per-cluster >= 1 and 1 <= top-m <= per-cluster, got "
+                             f"{per_cluster} and {top_m}")
         result = run_demo(out, engine=engine, formats=wanted, impressions=impressions,
-                          per_cluster=per_cluster, size=size, rounds=rounds, seed=seed,
-                          echo=typer.echo)
+                          per_cluster=per_cluster, top_m=top_m, size=size, rounds=rounds,
+                          drift=drift, seed=seed, echo=typer.echo)
     typer.echo(json.dumps(result))
 
 @app.command()

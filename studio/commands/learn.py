@@ -23,22 +23,24 @@ def simulate(
                                "assets/demo/users.csv."),
     impressions: int = typer.Option(10_000, help="Number of impressions to simulate."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the log (CSV)."),
-    seed: int = typer.Option(0, help="Seed of the users' tastes and of the draws."),
+    period: str = typer.Option("past", help="past (the world before its drift: a log to train "
+                               "a reward model on) or campaign."),
+    seed: int = typer.Option(0, help="Seed of the simulated world."),
 ) -> None:
-    """Simulate an audience seeing the creatives: a log of impressions and clicks."""
+    """Simulate a uniformly random policy showing the creatives to users of a hidden-truth
+    world (``studio.simulation.world``): a log of impressions and clicks, no true CTRs."""
     from ..audience import load_users
     from ..files import write_atomic
     from ..scoring import load_creatives
-    from ..simulate import AudienceSimulator, SimulatedCreative, creative_attributes
+    from ..simulation.past import world_log
 
     with _cli_errors():
+        _choice(period, ("past", "campaign"), "period")
         records = load_creatives(creatives)
-        simulator = AudienceSimulator(load_users(users), seed=seed)
-        pool = [SimulatedCreative(r.creative_id, r.product_id, r.format,
-                                  creative_attributes(r.image, r.mask, r.prompt)) for r in records]
-        log = simulator.simulate(pool, impressions, seed=seed)
-        columns = ["impression", "user_id", "creative_id", "product_id", "format", "click",
-                   "true_ctr"]
+        log = world_log(records, load_users(users), seed=seed, period=period,
+                        impressions=impressions)
+        columns = ["impression", "user_id", "creative_id", "product_id", "format", "position",
+                   "click"]
         write_atomic(out, log[columns].to_csv(index=False).encode())
     typer.echo(f"wrote {len(log)} impressions ({log['click'].sum()} clicks, CTR "
                f"{log['click'].mean():.2%}) over {len(records)} creatives to {out}")
@@ -123,9 +125,9 @@ def evolve_command(
     retire: int = typer.Option(1, help="Arms retired per pool and round."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
     size: Optional[str] = typer.Option(None, help="Canvas long side or WxH."),
-    users: Optional[Path] = typer.Option(None, help="User table with planted segments, to "
-                                         "score candidates with a simulated reward model."),
-    reward_model: Optional[Path] = typer.Option(None, help="CTR model to score candidates."),
+    reward_model: Optional[Path] = typer.Option(None, help="CTR model to score candidates "
+                                                "and warm-start the new arms (without one, "
+                                                "candidates are added unranked)."),
     guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
     show: bool = typer.Option(False, "--show", help="List the recorded rounds and exit."),
     rollback: Optional[int] = typer.Option(None, help="Undo the rounds after this one "
@@ -152,7 +154,7 @@ def evolve_command(
         images = catalog_images(catalog)
         for _ in range(rounds):
             evolve(opened, catalog_images=images, per_cluster=per_cluster, retire=retire,
-                   engine=engine, size=size, users_path=users,
+                   engine=engine, size=size,
                    reward_model=str(reward_model) if reward_model else None, guidelines=rules,
                    echo=typer.echo)
 

@@ -96,20 +96,33 @@ def serve(
 @app.command()
 def evaluate(
     store: Path = typer.Option(..., help="Store folder with a served event log."),
-    policy: str = typer.Option("linucb", help="linucb or random."),
-    alpha: float = typer.Option(0.5, help="LinUCB exploration width."),
-    train_share: float = typer.Option(0.5, help="Share of events (oldest first) to learn from."),
+    policy: str = typer.Option("bandit", help="Candidate: bandit (the service's, with "
+                               "--alpha/--rule), greedy_prior (the reward model's top arm, no "
+                               "learning) or random."),
+    alpha: Optional[float] = typer.Option(None, help="The bandit's exploration width "
+                                          "(default: the service's)."),
+    rule: Optional[str] = typer.Option(None, help="The bandit's decision rule: ucb, epsilon, "
+                                       "softmax or thompson (default: the service's)."),
+    train_share: float = typer.Option(0.5, help="Share of events (oldest first) the bandit "
+                                      "learns from; the rest are scored."),
 ) -> None:
-    """Off-policy evaluation (IPS, SNIPS) of a candidate policy on the store's event log."""
+    """Off-policy evaluation (IPS, SNIPS, DR) of a candidate policy on the store's event
+    log, with intervals that stay honest when clicks are rare; refused when the candidate
+    overlaps the log too little."""
     from ..offline import evaluate_policy
     from ..store import Store
 
     with _cli_errors():
-        report = evaluate_policy(Store(store), policy=policy, alpha=alpha,
+        report = evaluate_policy(Store(store), policy=policy, alpha=alpha, rule=rule,
                                  train_share=train_share)
     typer.echo(f"{report['test_events']} test events (learned from {report['train_events']}); "
                f"logged policy reward {report['logged_reward']:.4f}")
-    for name in ("ips", "snips"):
+    for name in ("ips", "snips", "dr"):
         e = report[name]
-        typer.echo(f"  {name:>5}: {e['value']:.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
+        if "refused" in e:
+            typer.echo(f"  {name:>5}: refused — {e['refused']}")
+            continue
+        note = f"  ({e['warning']})" if e.get("warning") else ""
+        typer.echo(f"  {name:>5}: {e['value']:.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]  "
+                   f"effective sample size {e['ess']:.0f}{note}")
     typer.echo(json.dumps(report))

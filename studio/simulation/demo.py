@@ -1,10 +1,14 @@
-"""``studio demo``: the whole data flow on the bundled assets.
+"""``studio demo``: the whole data flow on the bundled assets, judged by a hidden world.
 
-products → demo audience → clusters → prompts per cluster → renders in two formats →
-reward model trained on simulated impressions → arms (``studio batch``, into
-``OUT/store``) → a simulated campaign served through the real selection code (LinUCB
-against one static creative and random creative choice) → the learning loop (the pool
-evolves between rounds, against the fixed pool) → a report with charts.
+products → demo audience → clusters → prompts per cluster → renders (``studio batch``):
+an earlier set of creatives for the *past* period (``OUT/past``) and the campaign's
+(``OUT/store``) → the past served uniformly to other users of a drifted world → a reward
+model trained on that log (``OUT/reward-model.npz``), judged on the campaign's held-out
+creatives → it chooses the campaign's arms and their priors → a simulated campaign in
+which every policy (random, static, greedy-on-prior, epsilon-greedy, LinUCB, Thompson,
+the served configuration, and the real selection service) faces the same impressions,
+with the per-cluster and per-user oracles → the learning loop (fixed vs evolving pool)
+→ a report with charts that says what the world is and is not.
 """
 
 from __future__ import annotations
@@ -13,45 +17,50 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .assets import assets_dir
-from .audience import load_users
-from .batch import BatchSettings, run_batch
+from ..serving import SelectionService, ServingConfig
 from .campaign import run_campaign
 from .loop import run_loop
+from .policies import make_policies
 from .report import summary, write_report
-from .store import Store
+from .stage import build_stage, prepare_world
+from .world import World, WorldConfig
 
 
 def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:1", "9:16"),
-             impressions: int = 20_000, per_cluster: int = 3, size: str | None = None,
-             rounds: int = 2, seed: int = 0, echo: Callable[[str], None] = print) -> dict:
+             impressions: int = 50_000, per_cluster: int = 6, top_m: int = 4,
+             size: str | None = None, rounds: int = 2, drift: bool = True, seed: int = 0,
+             echo: Callable[[str], None] = print) -> dict:
     """Run the demo into ``out``; return the one-line summary as a dict. With ``rounds``,
-    the learning loop follows: the pool evolves between rounds of impressions, against
-    the fixed pool (``impressions // 4`` per round and pool)."""
+    the learning loop follows: ``rounds + 1`` rounds of ``impressions // 4`` per pool."""
     started = time.perf_counter()
     out = Path(out)
-    users_path = assets_dir() / "demo" / "users.csv"
-    settings = BatchSettings(per_cluster=per_cluster, formats=tuple(formats), seeds=(seed,),
-                             engine=engine, size=size, top_m=2)
-    built = run_batch(assets_dir() / "demo" / "catalog.csv", users_path, out / "store",
-                      settings, echo=echo)
-    store = Store(out / "store")
-    store.clear_campaign()  # every demo run starts a fresh campaign
-    echo(f"simulating {impressions:,} impressions (LinUCB vs static vs random)")
-    result, service = run_campaign(store, load_users(users_path), impressions=impressions,
-                                   placements=tuple(formats), seed=seed)
+    stage = build_stage(out, engine=engine, size=size, placements=tuple(formats),
+                        per_cluster=per_cluster, past_per_cluster=per_cluster, top_m=top_m,
+                        seed=seed, watermark=True, echo=echo)
+    world = World(seed, WorldConfig() if drift else WorldConfig().without_drift())
+    echo(f"world {seed}: training the reward model on the past period and judging it on "
+         "the campaign's held-out creatives")
+    prepared = prepare_world(stage, world, seed=seed)
+    prepared.model.save(out / "reward-model.npz")
+    served = ServingConfig(seed=seed)
+    service = SelectionService(stage.campaign_store, config=served, snapshot_every=1000)
+    policies = make_policies(prepared.arena, served, seed=seed, service=service)
+    echo(f"simulating {impressions:,} impressions for {len(policies)} policies (the service's "
+         "through the real selection service)")
+    result = run_campaign(prepared.arena, world, policies, impressions=impressions, seed=seed)
+    service.snapshot()
     loop = None
     if rounds > 0:
-        echo(f"learning loop: {rounds + 1} rounds of {impressions // 4:,} impressions, "
-             "fixed pool vs evolving pool")
-        loop = run_loop(out / "store", out / "loop", load_users(users_path), users_path,
-                        assets_dir() / "demo" / "catalog.csv", rounds=rounds + 1,
-                        impressions=max(1, impressions // 4), seed=seed, engine=engine,
-                        size=size, placements=tuple(formats), echo=echo)
-    report = write_report(out, result, service, engine=built["engine"],
-                          products=built["products"], creatives=built["creatives"],
+        echo(f"learning loop: {rounds + 1} rounds of {max(1, impressions // 4):,} impressions, "
+             "fixed pool vs evolving pool (equal arms, equal impressions)")
+        loop = run_loop(stage, prepared, out / "loop", rounds=rounds + 1,
+                        impressions=max(1, impressions // 4), engine=engine, size=size,
+                        served=served, seed=seed, echo=echo)
+    report = write_report(out, result, service, world=world, judgement=prepared.judgement,
+                          model_metadata=prepared.model.metadata_, engine=stage.engine,
                           seconds=time.perf_counter() - started, loop=loop)
     ctr = result.ctr()
-    echo(f"CTR: LinUCB {ctr['linucb']:.2%}, static {ctr['static']:.2%}, random {ctr['random']:.2%}")
-    echo(f"report: {report} (charts beside it); store: {out / 'store'}")
-    return summary(report, result, built["engine"])
+    echo("true CTR: " + ", ".join(f"{p} {ctr[p]:.3%}" for p in
+                                  ("service", "greedy_prior", "random", "oracle_cluster")))
+    echo(f"report: {report} (charts beside it); store: {stage.campaign_store.root}")
+    return summary(report, result, stage.engine)

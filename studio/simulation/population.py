@@ -1,18 +1,16 @@
-"""Generate the demo audience ``assets/demo/users.csv`` (synthetic, made by this project).
+"""Synthetic user populations with planted taste segments (the demo audience and the
+simulated world's other audiences).
 
 Five planted taste segments — outdoor, minimalist, luxury, family, eco — differ in their
 interest tags first, and somewhat in age, income, device and region. Each user mostly
 carries tags of their own segment plus an occasional tag of another. The ``segment``
 column keeps the planted truth: fitting ignores it; tests use it to check that the
-clustering recovers the segments, and the audience simulator reuses it.
-
-    python assets/demo/make_users.py [--n 5000] [--seed 7] [--out assets/demo/users.csv]
+clustering recovers the segments, and the simulated world (``world.py``) gives each
+segment its hidden tastes. ``assets/demo/make_users.py`` writes the bundled table
+(seed 7); the world's *past* period draws another population with another seed.
 """
 
 from __future__ import annotations
-
-import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,17 +84,3 @@ def make_users(n: int = 5000, seed: int = 7) -> pd.DataFrame:
             "segment": segment,
         })
     return pd.DataFrame(rows)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "users.csv")
-    args = parser.parse_args()
-    make_users(args.n, args.seed).to_csv(args.out, index=False)
-    print(f"wrote {args.n} users to {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,6 @@
-"""The demo's report: CTR over time, cumulative regret, best creative per cluster.
+"""The demo's report: what the world is, how good the past reward model is on held-out
+creatives, every policy's true CTR over time against greedy-on-prior and the oracles,
+cumulative regret, the best creative per cluster and the learning loop.
 
 Markdown with PNG charts (matplotlib, no display needed), written next to the store.
 """
@@ -10,15 +12,31 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..files import write_atomic
+from ..serving import SelectionService
 from .campaign import CampaignResult
-from .files import write_atomic
-from .serving import SelectionService
+from .world import World
 
-COLOURS = {"linucb": "#1f77b4", "static": "#ff7f0e", "random": "#7f7f7f"}
+COLOURS = {"service": "#1f77b4", "served": "#17becf", "greedy_prior": "#d62728",
+           "static": "#ff7f0e", "random": "#7f7f7f", "epsilon_greedy": "#8c564b",
+           "linucb": "#9467bd", "thompson": "#e377c2", "oracle_cluster": "#2ca02c",
+           "oracle_user": "#bcbd22"}
+DESCRIPTIONS = {
+    "service": "the real selection service (select + feedback per impression), as the API serves",
+    "served": "the served configuration through the bandit library's batch path",
+    "greedy_prior": "the reward model's top arm per cluster, never learning",
+    "static": "one best-scored creative per product and placement for everybody",
+    "random": "uniform within the cluster's pool",
+    "epsilon_greedy": "learned means, 10 % uniform exploration",
+    "linucb": "learned means + α·confidence width (UCB)",
+    "thompson": "linear Thompson sampling",
+    "oracle_cluster": "the truly best arm of the cluster's pool (the regret reference)",
+    "oracle_user": "the truly best arm for this very user",
+}
 
 
-def write_report(out: Path, result: CampaignResult, service: SelectionService, *,
-                 engine: str, products: int, creatives: int, seconds: float,
+def write_report(out: Path, result: CampaignResult, service: SelectionService, *, world: World,
+                 judgement: dict, model_metadata: dict, engine: str, seconds: float,
                  loop: dict | None = None) -> Path:
     import matplotlib
 
@@ -28,44 +46,78 @@ def write_report(out: Path, result: CampaignResult, service: SelectionService, *
     out.mkdir(parents=True, exist_ok=True)
     n = np.arange(1, result.impressions + 1)
     figure, axis = plt.subplots(figsize=(7, 4))
-    for policy, clicks in result.clicks.items():
-        axis.plot(n, np.cumsum(clicks) / n, label=policy, color=COLOURS.get(policy))
-    axis.set(xlabel="impressions", ylabel="CTR so far", title="CTR over time")
-    axis.legend()
+    for policy, value in result.value.items():
+        style = "--" if policy.startswith("oracle") else "-"
+        axis.plot(n, np.cumsum(value) / n, style, label=policy, color=COLOURS.get(policy))
+    axis.set(xlabel="impressions", ylabel="true CTR so far", title="CTR over time")
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out / "ctr_over_time.png", dpi=100)
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(7, 4))
     for policy, regret in result.regret.items():
-        axis.plot(n, np.cumsum(regret), label=policy, color=COLOURS.get(policy))
-    axis.set(xlabel="impressions", ylabel="expected clicks lost", title="Cumulative regret")
-    axis.legend()
+        if not policy.startswith("oracle"):
+            axis.plot(n, np.cumsum(regret), label=policy, color=COLOURS.get(policy))
+    axis.set(xlabel="impressions", ylabel="expected clicks lost",
+             title="Cumulative regret vs the per-cluster oracle")
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out / "regret.png", dpi=100)
     plt.close(figure)
 
     best = _best_creatives(service)
     _thumbnail_grid(service, best, out / "best_per_cluster.png")
-    ctr = result.ctr()
+    ctr, observed = result.ctr(), result.observed_ctr()
+    baseline = ctr["greedy_prior"]
+    model, oracle = judgement["model"], judgement["oracle"]
     lines = [
         "# Creative Studio demo report", "",
-        f"{products} products, {len(service.clusters)} clusters, {creatives} creatives "
-        f"(engine `{engine}`), {result.impressions:,} simulated impressions, "
-        f"{seconds:.0f} s.", "",
-        "| policy | CTR | clicks | cumulative regret |", "|---|---|---|---|",
+        f"{len(service.products)} products, {len(service.clusters)} clusters, "
+        f"{len(service.arms)} arms (engine `{engine}`), {result.impressions:,} simulated "
+        f"impressions per policy, {seconds:.0f} s.", "",
+        "## The world (what the figures below are, and are not)", "",
+        "Clicks come from a simulated audience whose truth the studio cannot see: it reads "
+        "creatives through its own concept lexicon and a random projection of a Lab "
+        "thumbnail (not the studio's image features, text embeddings or prompt vocabulary), "
+        "gives every creative a latent appeal no feature predicts, and its tastes drift "
+        "between the past (which trained the reward model) and the campaign, and during "
+        "it. **This is one world and one stream: a demonstration, not evidence.** The "
+        "evidence — paired intervals over many independent worlds — is "
+        "`bench/evaluation.py` (see README). No real user clicked anything here.", "",
+        "```", world.describe(), "```", "",
+        "## The reward model: trained on the past, judged on held-out creatives", "",
+        f"Trained on {model_metadata.get('past_impressions', 0):,} past impressions of "
+        f"{model_metadata.get('past_creatives', 0)} earlier creatives (other users, drifted "
+        f"tastes, uniform policy); judged on the campaign's {judgement['heldout_creatives']} "
+        "creatives (prompts the past never showed) against the world's oracle (the true "
+        "mean CTR of each cluster for each creative). Prior strength calibrated from its "
+        f"held-out error on past prompts: {model_metadata.get('prior_impressions', 0):.0f} "
+        "impressions.", "",
+        "| | AUC | log-loss | ECE | pairwise accuracy within (product, cluster) |",
+        "|---|---|---|---|---|",
+        f"| reward model | {model['auc']:.3f} | {model['log_loss']:.4f} | {model['ece']:.4f} | "
+        f"{model['pairwise_acc']:.3f} |",
+        f"| world oracle | {oracle['auc']:.3f} | {oracle['log_loss']:.4f} | {oracle['ece']:.4f} | "
+        f"{oracle['pairwise_acc']:.3f} |", "",
+        "## The campaign", "",
+        "Every policy faces the same impressions with the same random numbers; true CTR "
+        "is the mean click probability of what it served, observed CTR its clicks.", "",
+        "| policy | true CTR | vs greedy-on-prior | observed CTR | cumulative regret | what it is |",
+        "|---|---|---|---|---|---|",
     ]
-    for policy in result.clicks:
-        lines.append(f"| {policy} | {ctr[policy]:.3%} | {int(result.clicks[policy].sum()):,} | "
-                     f"{result.regret[policy].sum():.1f} |")
+    for policy in sorted(result.value, key=lambda p: -ctr[p]):
+        lines.append(f"| {policy} | {ctr[policy]:.3%} | {ctr[policy] / baseline - 1:+.1%} | "
+                     f"{observed[policy]:.3%} | {result.regret[policy].sum():.1f} | "
+                     f"{DESCRIPTIONS.get(policy, '')} |")
     lines += ["", "![CTR over time](ctr_over_time.png)", "", "![Cumulative regret](regret.png)", "",
-              "## Best creative per cluster (learned)", "",
+              "## Best creative per cluster (learned by the service)", "",
               "Rows are clusters, columns products: the creative with the highest learned "
               "mean reward for the cluster.", "", "![Best creatives](best_per_cluster.png)", ""]
     for cluster_id, cluster in sorted(service.clusters.items()):
         lines.append(f"- **{cluster.profile}**")
         for product_id, (arm_id, mean) in sorted(best.get(cluster_id, {}).items()):
-            lines.append(f"  - {product_id}: \"{service.prompts[arm_id]}\" (mean {mean:.3f})")
+            lines.append(f"  - {product_id}: \"{service.prompts[arm_id]}\" (learned mean {mean:.3%})")
     if loop:
         lines += _loop_section(out, loop, plt)
     report = out / "report.md"
@@ -76,50 +128,58 @@ def write_report(out: Path, result: CampaignResult, service: SelectionService, *
 def _loop_section(out: Path, loop: dict, plt) -> list[str]:
     rounds = np.arange(1, len(loop["fixed"]) + 1)
     figure, axis = plt.subplots(figsize=(7, 4))
-    for name, colour in (("evolving", "#2ca02c"), ("fixed", COLOURS["linucb"]),
-                         ("static", COLOURS["static"])):
+    for name, colour in (("evolving", "#2ca02c"), ("fixed", COLOURS["service"])):
         axis.plot(rounds, loop[name], marker="o", label=name, color=colour)
-    axis.set(xlabel="round", ylabel="CTR", title="Learning loop: CTR per round")
+    axis.set(xlabel="round", ylabel="true CTR", title="Learning loop: CTR per round")
     axis.set_xticks(rounds)
     axis.legend()
     figure.tight_layout()
     figure.savefig(out / "loop.png", dpi=100)
     plt.close(figure)
     lines = ["", "## Learning loop", "",
-             "Both pools start from the batch's arms; between rounds the evolving pool retires "
-             "its worst prompts and adds scored recombinations of its winners.", "",
-             "| round | fixed pool (LinUCB) | evolving pool (LinUCB) | static creative |",
-             "|---|---|---|---|"]
-    for r, (f, e, s) in enumerate(zip(loop["fixed"], loop["evolving"], loop["static"]), 1):
-        lines.append(f"| {r} | {f:.3%} | {e:.3%} | {s:.3%} |")
+             "Both pools start from the campaign's arms and serve the same impressions "
+             f"({loop['impressions_per_round']:,} per round) through the selection service; "
+             "between rounds the evolving pool retires the arm with the lowest learned mean in "
+             "every pool and adds the best-scored recombination of its winners (scored by the "
+             "past reward model; no extra impressions). Arm counts stay equal.", "",
+             "| round | fixed pool | evolving pool | arms (fixed / evolving) |", "|---|---|---|---|"]
+    for r, (f, e, a, b) in enumerate(zip(loop["fixed"], loop["evolving"], loop["arms"]["fixed"],
+                                         loop["arms"]["evolving"]), 1):
+        lines.append(f"| {r} | {f:.3%} | {e:.3%} | {a} / {b} |")
     return lines + ["", "![Learning loop](loop.png)", ""]
 
 
 def _best_creatives(service: SelectionService) -> dict:
-    """cluster -> product -> (arm, learned mean at the cluster centroid), 1:1 placement."""
+    """cluster -> product -> (arm, learned mean at the cluster centroid), first placement."""
     best: dict[int, dict] = {}
+    placement = _first_placement(service)
     for cluster_id in service.clusters:
-        context, _ = service.context(cluster_id=cluster_id)
         for product_id, category in service.products.items():
-            arms = service.candidates(product_id, cluster_id, "1:1")
+            arms = service.candidates(product_id, cluster_id, placement)
             if not arms:
                 continue
-            ids, expected, _ = service.models[category].estimate(context, arms=arms)
+            ids, expected, _ = service.cluster_estimate(category, cluster_id, arms)
             i = int(np.argmax(expected))
             best.setdefault(cluster_id, {})[product_id] = (ids[i], float(expected[i]))
     return best
 
 
+def _first_placement(service: SelectionService) -> str:
+    formats = {fmt for (_, _, fmt) in service.creatives}
+    return "1:1" if "1:1" in formats or not formats else sorted(formats)[0]
+
+
 def _thumbnail_grid(service: SelectionService, best: dict, path: Path, size: int = 128) -> None:
     products = sorted(service.products)
     clusters = sorted(service.clusters)
+    placement = _first_placement(service)
     grid = Image.new("RGB", (size * max(1, len(products)), size * max(1, len(clusters))), "white")
     for row, cluster_id in enumerate(clusters):
         for col, product_id in enumerate(products):
             choice = best.get(cluster_id, {}).get(product_id)
             if choice is None:
                 continue
-            creative_id = service.creative_of(product_id, choice[0], "1:1")
+            creative_id = service.creative_of(product_id, choice[0], placement)
             sha = service.store.query("SELECT image_sha256 FROM creatives WHERE creative_id = ?",
                                       (creative_id,))[0][0]
             image = Image.open(service.store.file_path(sha)).convert("RGB")
@@ -132,4 +192,3 @@ def _thumbnail_grid(service: SelectionService, best: dict, path: Path, size: int
 def summary(report: Path, result: CampaignResult, engine: str) -> dict:
     return {"report": str(report), "ctr": {k: round(v, 5) for k, v in result.ctr().items()},
             "impressions": result.impressions, "engine": engine}
-
