@@ -124,3 +124,20 @@ def test_paired_interval():
     assert paired_interval([0.1, 0.1, 0.1])["ci_low"] == pytest.approx(0.1)
     wide = paired_interval([-0.1, 0.2, 0.05, 0.0])
     assert wide["ci_low"] < 0 < wide["ci_high"] and wide["worlds"] == 4
+
+
+def test_bad_campaign_input_is_refused(users):
+    from studio.errors import StudioError
+
+    world = World(15)
+    arena = make_arena(users, world, prior="wrong")
+    with pytest.raises(StudioError, match="unknown policy 'oracle'"):
+        make_policies(arena, ServingConfig(), names=["oracle"])
+    with pytest.raises(StudioError, match="impressions must be >= 1"):
+        run_campaign(arena, world, {}, impressions=0)
+    with pytest.raises(StudioError, match="policy must be one of"):
+        ServingConfig(policy="greedy")
+    with pytest.raises(StudioError, match="context must be one of"):
+        ServingConfig(context="product")
+    with pytest.raises(StudioError, match="prior_impressions"):
+        ServingConfig(prior_impressions=0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import StudioError
 from ..progress import item_progress
 from .arena import Arena
 from .policies import Batch
@@ -58,8 +59,6 @@ def run_campaign(arena: Arena, world: World, policies: dict, *, impressions: int
     ``window``: the part of the world's campaign time these impressions span (a round
     of a longer campaign)."""
     if impressions < 1:
-        from ..errors import StudioError
-
         raise StudioError(f"impressions must be >= 1, got {impressions}")
     population = world.population(arena.users, "campaign")
     creatives = arena.read(world)
@@ -130,11 +129,9 @@ def run_campaign(arena: Arena, world: World, policies: dict, *, impressions: int
         result.log = {"pool": [log["pool"][i] for i in order]}
         for key in ("index", "action", "propensity", "reward", "prior_best"):
             result.log[key] = np.concatenate(log[key])[order]
-        width = max(t.shape[1] for t in log["true"])
-        true = np.zeros((len(order), width))
-        stacked = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in log["true"]])
-        true[:] = stacked[order]
-        result.log["true"] = true
+        width = max(t.shape[1] for t in log["true"])  # pools may differ in size: pad
+        result.log["true"] = np.concatenate(
+            [np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in log["true"]])[order]
         result.log["n_arms"] = np.array([len(arena.pools[k]) for k in result.log["pool"]])
     return result
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import StudioError
 from ..serving import SelectionService, ServingConfig, arm_prior, model_features, new_model
 from .arena import Arena
 
@@ -105,6 +106,7 @@ class ServiceChoice:
     def __init__(self, arena: Arena, service: SelectionService):
         self.arena = arena
         self.service = service
+        self._encoded = service.audience.transform(arena.users)
         self._events: list = []
 
     def choose(self, batch: Batch):
@@ -121,12 +123,6 @@ class ServiceChoice:
     def learn(self, batch: Batch, chosen, rewards) -> None:
         for event_id, reward in zip(self._events, rewards):
             self.service.feedback(event_id, float(reward))
-
-    @property
-    def _encoded(self):
-        if not hasattr(self, "_encoded_cache"):
-            self._encoded_cache = self.service.audience.transform(self.arena.users)
-        return self._encoded_cache
 
 
 def baseline_configs(served: ServingConfig) -> dict:
@@ -152,8 +148,6 @@ def make_policies(arena: Arena, served: ServingConfig, *, seed: int = 0,
     names = list(names) if names is not None else list(factories)
     unknown = [n for n in names if n not in factories]
     if unknown:
-        from ..errors import StudioError
-
         raise StudioError(f"unknown policy {unknown[0]!r}; choose from {', '.join(factories)}")
     return {name: factories[name]() for name in names}
 
