@@ -44,12 +44,17 @@ def write_report(out: Path, result: CampaignResult, service: SelectionService, *
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
+    from matplotlib.ticker import PercentFormatter
+
     n = np.arange(1, result.impressions + 1)
+    start = min(200, result.impressions - 1)  # the first impressions are noise
     figure, axis = plt.subplots(figsize=(7, 4))
     for policy, value in result.value.items():
         style = "--" if policy.startswith("oracle") else "-"
-        axis.plot(n, np.cumsum(value) / n, style, label=policy, color=COLOURS.get(policy))
+        axis.plot(n[start:], (np.cumsum(value) / n)[start:], style, label=policy,
+                  color=COLOURS.get(policy))
     axis.set(xlabel="impressions", ylabel="true CTR so far", title="CTR over time")
+    axis.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out / "ctr_over_time.png", dpi=100)
