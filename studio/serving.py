@@ -10,17 +10,35 @@ placement, one-hot.
 Durability: every decision and every reward is committed to the store before it is
 answered. Bandit state is snapshotted every ``snapshot_every`` rewards; on start the
 service loads the snapshot and replays the rewards logged after it — so a crash loses no
-update, and the loss window of an unsnapshotted model is zero.
+update, and the loss window of an unsnapshotted model is zero. A snapshot that fails
+after a reward was committed (a full disk) is logged and left pending: it is retried on
+the category's next reward and by ``maintain``; the reward itself stands.
+
+Storage faults (a full disk, a read-only store, an I/O error, a lock held too long) are
+raised as ``StoreUnavailable`` — nothing was written; the caller may retry — and the
+service recovers by itself once writes succeed again. ``readiness`` checks that the store
+can be written and that the disk has ``min_free_bytes`` free; below that floor new
+selections are refused (``StoreUnavailable``) so that the space left goes to rewards.
+
+Retention (``retention_s``, off by default): ``prune`` deletes, in small batches, events
+older than the feedback window plus ``retention_s`` that either never got a reward or
+whose reward is folded into the category's snapshot (its ``seq`` <= the snapshot's
+``reward_seq``), with those rewards. Nothing a restart's replay needs is deleted; the
+learned state is unchanged; counts and per-arm reports then cover the retained log.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import logging
+import shutil
 import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,12 +46,21 @@ import pandas as pd
 
 from bandit import CTRPrior, LinUCB
 
-from .audience import USER_ID, Cluster, encode, validate_users
+from .audience import USER_ID, Cluster, check_user_features, encode, validate_users
 from .errors import StudioError
 from .store import Store
 
 PLACEMENTS = ("1:1", "4:5", "9:16", "1.91:1")
 CONTEXTS = ("cluster", "user")
+log = logging.getLogger("studio.serving")
+
+#: What a failed write says when the store cannot be written now (and may be later).
+STORAGE_FAULTS = ("database or disk is full", "readonly database", "disk i/o error",
+                  "database is locked", "unable to open database file")
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
+PROBE_CATEGORY = "\x00readiness-probe"  # never a catalog category
+PROBE_BYTES = 64 * 1024                 # the readiness probe allocates this much
+PROBE_WAIT_MS = 2000                    # ... and waits at most this long for the write lock
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,38 @@ class Conflict(StudioError):
     """A request that conflicts with the log (e.g. feedback after its window)."""
 
 
+class RewardConflict(Conflict):
+    """A second reward for an event, with another value than the recorded one."""
+
+    def __init__(self, event_id: str, recorded: float, received: float):
+        super().__init__(f"event {event_id} already has reward {recorded:g}; a different "
+                         f"reward ({received:g}) is refused")
+        self.event_id, self.recorded, self.received = event_id, recorded, received
+
+
+class StoreUnavailable(StudioError):
+    """The store cannot be written now (full or read-only disk, I/O error, lock held):
+    nothing was written; retry later."""
+
+
+def storage_fault(exc: BaseException | None) -> BaseException | None:
+    """The storage fault behind ``exc`` (itself or one it was raised from), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.OperationalError) and any(
+                m in str(exc).lower() for m in STORAGE_FAULTS):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _Probe(Exception):
+    """Rolls the readiness probe's transaction back."""
+
+
 @dataclass
 class Selection:
     event_id: str
@@ -124,11 +183,19 @@ class SelectionService:
     """Thread-safe selection and feedback over a store."""
 
     def __init__(self, store: Store, *, config: ServingConfig | None = None,
-                 snapshot_every: int = 100, feedback_window_s: float = 7 * 24 * 3600):
+                 snapshot_every: int = 100, feedback_window_s: float = 7 * 24 * 3600,
+                 retention_s: float | None = None, min_free_bytes: int = 0):
+        if retention_s is not None and not (np.isfinite(retention_s) and retention_s >= 0):
+            raise StudioError(f"retention must be a number of seconds >= 0, got {retention_s}")
+        if min_free_bytes < 0:
+            raise StudioError(f"min_free_bytes must be >= 0, got {min_free_bytes}")
         self.store = store
         self.config = config or ServingConfig()
         self.snapshot_every = snapshot_every
         self.feedback_window_s = feedback_window_s
+        self.retention_s = retention_s
+        self.min_free_bytes = int(min_free_bytes)
+        self._free = (0.0, 0)  # (checked at, free bytes): the disk floor, checked once a second
         self.audience = store.audience()
         self.clusters: dict[int, Cluster] = {c.id: c for c in self.audience.clusters_}
         self.dim = self.audience.centroids_.shape[1] + len(PLACEMENTS)
@@ -142,6 +209,7 @@ class SelectionService:
         self.models: dict[str, LinUCB] = {}
         self._applied_seq: dict[str, int] = {}
         self._since_snapshot: dict[str, int] = {}
+        self._snapshot_failed: set[str] = set()
         self._lock = threading.RLock()
         self._load_models()
 
@@ -155,9 +223,15 @@ class SelectionService:
         if sum(v is not None for v in (user, cluster_id, encoded)) != 1:
             raise StudioError("give either user features or a cluster_id")
         if user is not None:
-            frame = validate_users(pd.DataFrame([{USER_ID: "request", **user}]),
+            # Only the audience's columns, bounded values (unknown keys are refused,
+            # never turned into columns).
+            features = check_user_features(user, self.audience.encoding_,
+                                           ignore=self.audience.ignore)
+            frame = validate_users(pd.DataFrame([{USER_ID: "request", **features}]),
                                    ignore=self.audience.ignore)
             encoded = encode(frame, self.audience.encoding_)[0]
+            if not np.isfinite(encoded).all():
+                raise StudioError("user: the features are out of range")
         if encoded is not None:
             cluster_id = int(((self.audience.centroids_ - encoded) ** 2).sum(axis=1).argmin())
         else:
@@ -194,6 +268,7 @@ class SelectionService:
         if not candidates:
             raise NotFound(f"no creative of {product_id!r} for cluster {cluster_id} in placement "
                            f"{placement}; run `studio batch` with that format")
+        self._check_free_space()
         features = model_features(context, self.config)
         decision = self.models[category].select(features, arms=candidates)
         i = decision.index
@@ -201,7 +276,7 @@ class SelectionService:
                               decision.arm, cluster_id, self.prompts[decision.arm],
                               float(decision.score[i]), float(decision.expected[i]),
                               float(decision.bonus[i]), decision.propensity)
-        with self.store.transaction() as tx:
+        with self._writing(), self.store.transaction() as tx:
             tx.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (selection.event_id, time.time(), product_id, category, cluster_id,
                         selection.arm_id, selection.creative_id, placement,
@@ -215,14 +290,21 @@ class SelectionService:
 
     # ------------------------------------------------------------- feedback
     def feedback(self, event_id: str, reward: float) -> str:
-        """Record a reward once; returns ``applied`` or ``duplicate``."""
+        """Record a reward once; returns ``applied`` or ``duplicate`` (the same value
+        again). Another value for a rewarded event raises ``RewardConflict``; a storage
+        fault raises ``StoreUnavailable`` (nothing recorded). Once the reward is
+        committed, the answer is ``applied`` whatever happens to the snapshot after it."""
         with self._lock:
-            with self.store.transaction() as tx:
+            with self._writing(), self.store.transaction() as tx:
                 event = tx.execute("SELECT category, arm_id, context, created_at FROM events "
                                    "WHERE event_id = ?", (event_id,)).fetchone()
                 if event is None:
                     raise NotFound(f"unknown event {event_id!r}")
-                if tx.execute("SELECT 1 FROM rewards WHERE event_id = ?", (event_id,)).fetchone():
+                recorded = tx.execute("SELECT reward FROM rewards WHERE event_id = ?",
+                                      (event_id,)).fetchone()
+                if recorded is not None:
+                    if float(recorded[0]) != float(reward):
+                        raise RewardConflict(event_id, float(recorded[0]), float(reward))
                     return "duplicate"
                 if time.time() - event["created_at"] > self.feedback_window_s:
                     raise Conflict(f"event {event_id} is older than the feedback window "
@@ -242,16 +324,64 @@ class SelectionService:
         self._applied_seq[category] = seq
         self._since_snapshot[category] = self._since_snapshot.get(category, 0) + 1
         if self._since_snapshot[category] >= self.snapshot_every:
-            self.snapshot(category)
+            self._snapshot_quietly(category)
 
     # ----------------------------------------------------------- durability
+    @contextmanager
+    def _writing(self):
+        """Turn a storage fault of the writes inside into ``StoreUnavailable``, leaving
+        this thread's connection usable (no transaction left open)."""
+        try:
+            yield
+        except StudioError:
+            raise
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                raise
+            conn = self.store.connection()
+            if conn.in_transaction:  # e.g. a COMMIT that failed
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StoreUnavailable(f"the store cannot be written now ({fault}); "
+                                   "nothing was recorded, retry later") from exc
+
+    def _snapshot_quietly(self, category: str) -> bool:
+        """Snapshot after a committed reward: a failure is logged and retried later (on
+        the category's next reward, or ``maintain``), never raised — the reward is in
+        the log, which a restart replays."""
+        with self._lock:
+            try:
+                self.snapshot(category)
+            except Exception as exc:
+                if category not in self._snapshot_failed:
+                    log.warning("snapshot of %r failed; kept pending (the rewards are in "
+                                "the log): %s", category, exc,
+                                exc_info=storage_fault(exc) is None)
+                self._snapshot_failed.add(category)
+                return False
+            if category in self._snapshot_failed:
+                log.warning("snapshot of %r written after earlier failures", category)
+                self._snapshot_failed.discard(category)
+            return True
+
+    @property
+    def pending_snapshots(self) -> list[str]:
+        """Categories with at least ``snapshot_every`` rewards applied since their last
+        snapshot (a failed one is retried). Lock-free: readiness must not wait on a
+        feedback that waits on the disk."""
+        counts = dict(self._since_snapshot)
+        return sorted(c for c, n in counts.items() if n >= self.snapshot_every)
+
     def snapshot(self, category: str | None = None) -> None:
         """Persist bandit state (one category, or all)."""
         with self._lock:
             for name in [category] if category else list(self.models):
                 buffer = io.BytesIO()
                 self.models[name].save(buffer)
-                with self.store.transaction() as tx:
+                with self._writing(), self.store.transaction() as tx:
                     tx.execute("INSERT INTO bandit_snapshots VALUES (?, ?, ?, ?) ON CONFLICT(category) "
                                "DO UPDATE SET model = excluded.model, reward_seq = excluded.reward_seq, "
                                "saved_at = excluded.saved_at",
@@ -289,6 +419,94 @@ class SelectionService:
             if row["seq"] > self._applied_seq.get(row["category"], 0):
                 self._apply(row["category"], row["arm_id"], json.loads(row["context"]),
                             row["reward"], row["seq"])
+
+    # --------------------------------------------------- readiness, retention
+    def _check_free_space(self) -> None:
+        """Refuse new selections while the disk is below the floor (checked at most once
+        a second), keeping the space left for rewards of served events."""
+        if not self.min_free_bytes:
+            return
+        checked, free = self._free
+        now = time.monotonic()
+        if now - checked > 1.0:
+            free = shutil.disk_usage(self.store.root).free
+            self._free = (now, free)
+        if free < self.min_free_bytes:
+            raise StoreUnavailable(f"the store's disk has {free:,} bytes free, below the "
+                                   f"floor of {self.min_free_bytes:,}; retry later")
+
+    def readiness(self) -> dict:
+        """Whether the service can take writes: the store accepts a write transaction
+        (a probe that allocates ``PROBE_BYTES`` and is rolled back, so it fails on a full,
+        size-capped, read-only or query-only store) and the disk has ``min_free_bytes``."""
+        free = shutil.disk_usage(self.store.root).free
+        self._free = (time.monotonic(), free)
+        problems = []
+        if free < self.min_free_bytes:
+            problems.append(f"the disk has {free:,} bytes free, below the floor of "
+                            f"{self.min_free_bytes:,}")
+        writable = True
+        conn = self.store.connection()  # this thread's: no other request uses it now
+        waited = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout = {PROBE_WAIT_MS}")  # a probe must answer fast
+        try:
+            with self._writing():
+                try:
+                    with self.store.transaction() as tx:
+                        tx.execute("INSERT INTO bandit_snapshots VALUES (?, zeroblob(?), -1, 0)",
+                                   (PROBE_CATEGORY, PROBE_BYTES))
+                        raise _Probe
+                except _Probe:
+                    pass
+        except StoreUnavailable as exc:
+            writable = False
+            problems.append(f"the store cannot be written: {storage_fault(exc) or exc}")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(waited)}")
+        return {"ready": not problems, "writable": writable, "disk_free_bytes": free,
+                "min_free_bytes": self.min_free_bytes,
+                "pending_snapshots": self.pending_snapshots, "problems": problems}
+
+    def maintain(self) -> dict:
+        """Periodic work: retry pending snapshots, prune the log (``retention_s``)."""
+        written = [c for c in self.pending_snapshots if self._snapshot_quietly(c)]
+        pruned = 0
+        try:
+            pruned = self.prune()
+        except StoreUnavailable as exc:
+            log.warning("pruning the event log failed (retried later): %s", exc)
+        return {"snapshots": written, "pruned": pruned}
+
+    def prune(self, *, batch: int = 500, max_batches: int = 20) -> int:
+        """Delete up to ``batch × max_batches`` events past retention (see the module
+        docstring), each batch in its own short transaction; returns how many."""
+        if self.retention_s is None:
+            return 0
+        cutoff = time.time() - self.feedback_window_s - self.retention_s
+        folded = ("COALESCE((SELECT s.reward_seq FROM bandit_snapshots s JOIN events e "
+                  "ON e.category = s.category WHERE e.event_id = rewards.event_id), 0)")
+        deleted = 0
+        for _ in range(max_batches):
+            # The search reads outside the write lock (WAL readers do not block writers);
+            # the deletes re-check every condition.
+            ids = [r[0] for r in self.store.query(
+                "SELECT e.event_id FROM events e LEFT JOIN rewards r ON r.event_id = e.event_id "
+                "LEFT JOIN bandit_snapshots s ON s.category = e.category "
+                "WHERE e.created_at < ? AND (r.seq IS NULL OR r.seq <= s.reward_seq) LIMIT ?",
+                (cutoff, batch))]
+            if not ids:
+                break
+            marks = ",".join("?" * len(ids))
+            with self._writing(), self.store.transaction() as tx:
+                tx.execute(f"DELETE FROM rewards WHERE event_id IN ({marks}) AND seq <= {folded}",
+                           ids)
+                deleted += tx.execute(
+                    f"DELETE FROM events WHERE event_id IN ({marks}) AND created_at < ? AND NOT "
+                    "EXISTS (SELECT 1 FROM rewards r WHERE r.event_id = events.event_id)",
+                    (*ids, cutoff)).rowcount
+            if len(ids) < batch:
+                break
+        return deleted
 
     # ------------------------------------------------------------- reports
     def cluster_estimate(self, category: str, cluster_id: int, arms) -> tuple:

@@ -107,8 +107,11 @@ def test_duplicate_feedback_updates_once(fresh_store):
     with TestClient(create_app(fresh_store, api_key=KEY)) as client:
         event = _select(client).json()
         first = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 1}, headers=AUTH)
-        second = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 0}, headers=AUTH)
+        second = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 1}, headers=AUTH)
         assert first.json()["status"] == "applied" and second.json()["status"] == "duplicate"
+        # Another value for the same event is a conflict, not a silent duplicate.
+        third = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 0}, headers=AUTH)
+        assert third.status_code == 409
         service = client.app.state.service
         model = service.models[service.products["mug"]]
         assert model.counts()[event["arm_id"]] == 1

@@ -84,13 +84,30 @@ def serve(
     port: int = typer.Option(8000, help="Port."),
     api_key: Optional[str] = typer.Option(None, help="API key for writes (default: "
                                           "$STUDIO_API_KEY)."),
+    max_body_bytes: int = typer.Option(64 * 1024, help="Largest request body accepted "
+                                       "(larger: 413)."),
+    retain_days: Optional[float] = typer.Option(None, help="Delete events this many days "
+                                                "after their feedback window once their "
+                                                "rewards are in a bandit snapshot (default: "
+                                                "keep every event)."),
+    min_free_mb: float = typer.Option(32.0, help="Free disk space below which /readyz "
+                                      "answers 503 and new selections are refused (503)."),
 ) -> None:
-    """Serve the selection API (OpenAPI docs at /docs)."""
+    """Serve the selection API (OpenAPI docs at /docs; /healthz liveness, /readyz
+    readiness)."""
     from ..api import serve as run_server
 
     with _cli_errors():
+        if max_body_bytes < 1:
+            raise InputError(f"--max-body-bytes must be >= 1, got {max_body_bytes}")
+        if retain_days is not None and not 0 <= retain_days < 1e6:
+            raise InputError(f"--retain-days must be >= 0, got {retain_days}")
+        if not 0 <= min_free_mb < 1e9:
+            raise InputError(f"--min-free-mb must be >= 0, got {min_free_mb}")
         typer.echo(f"serving {store} on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-        run_server(store, host=host, port=port, api_key=api_key)
+        run_server(store, host=host, port=port, api_key=api_key, max_body_bytes=max_body_bytes,
+                   retention_s=retain_days * 86400 if retain_days is not None else None,
+                   min_free_bytes=int(min_free_mb * 1024 * 1024))
 
 
 @app.command()
