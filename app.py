@@ -21,10 +21,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from pipelines import InputError  # noqa: E402
+from pipelines import InputError, check_size, max_side  # noqa: E402
 from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
 from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
-from studio.assets import assets_dir  # noqa: E402
+from studio.catalog import categories as known_categories, check_category  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
 from studio.simulation.report import COLOURS  # noqa: E402
 from studio.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
@@ -36,8 +36,7 @@ CAMPAIGN_NOTE = ("Clicks here come from a simulated world whose truth the studio
 
 
 def categories() -> list[str]:
-    names = sorted(p.stem for p in (assets_dir() / "prompts").glob("*.yaml") if p.stem != "common")
-    return ["generic", *names]
+    return known_categories()
 
 
 def _workspace(state: Workspace | None) -> Workspace:
@@ -68,6 +67,7 @@ def guarded(outputs: int):
 @guarded(outputs=3)
 def load_product(image, mask, category, title, state):
     """Load the product photo (and an optional mask file)."""
+    category = check_category(category or "generic")  # it names a vocabulary file
     ws = _workspace(state)
     preview = ws.load_product(image, mask_path=mask, category=category, title=title or "")
     editor = {"background": ws.mask_image(), "layers": [], "composite": ws.mask_image()}
@@ -106,6 +106,7 @@ def generate_prompts(generator, n, guidelines, model, base_url, state):
 @guarded(outputs=3)
 def render_creatives(table, formats, engine, size, state, progress=gr.Progress()):
     """Render every prompt in the chosen formats and score them."""
+    check_size(size or None, formats or None)  # bounded, before the engine loads
     ws = _workspace(state)
     ws.edit_prompts(table)
     creatives = ws.render(formats=tuple(formats), engine=engine, size=size or None,
@@ -225,7 +226,8 @@ def build() -> gr.Blocks:
                 formats = gr.CheckboxGroup(FORMATS, value=["1:1"], label="Formats")
                 engine = gr.Dropdown(list(ENGINE_NAMES), value="auto", label="Engine",
                                      elem_id="engine")
-                size = gr.Textbox(value="", label="Size (long side or WxH; empty = 512)")
+                size = gr.Textbox(value="", label="Size (long side or WxH; empty = 512)",
+                                  info=f"multiples of 8, at most {max_side()} px")
             go = gr.Button("Render", variant="primary", elem_id="render")
             gallery = gr.Gallery(label="Creatives", columns=5, elem_id="gallery")
             with gr.Row():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from .masks import auto_mask
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP")
 #: Decompression-bomb guard: images above this many pixels are refused before decoding.
 MAX_PIXELS = 40_000_000
+#: Largest image or mask file read, in bytes (50 MB); larger files, and anything that is not
+#: a regular file (devices such as /dev/zero, pipes, folders), are refused before reading.
+MAX_FILE_BYTES = 50_000_000
 #: Alpha at or above this value counts as product (the rest is background or soft edge).
 MASK_THRESHOLD = 128
 
@@ -58,21 +63,47 @@ class Product:
         return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def read_file(path: str | Path, *, what: str = "file",
+              max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; anything else (a device, a
+    pipe, a folder, a larger file, an unreadable path) is an InputError naming ``what``.
+    The size is checked before a byte is read, and the read itself stops past the cap."""
+    label = f"{what} {str(path)!r}"
+    try:
+        info = os.stat(path)  # before opening: opening a pipe would block
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{label} is not a regular file")
+        if info.st_size > max_bytes:
+            raise InputError(f"{label} is {info.st_size / 1e6:.1f} MB, over the "
+                             f"{max_bytes / 1e6:g} MB limit")
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InputError(f"{label} is not a regular file")
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {label}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{label} is over the {max_bytes / 1e6:g} MB limit")
+    return data
+
+
 def read_image(source: str | Path | bytes, *, what: str = "image",
-               max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, bytes]:
+               max_pixels: int = MAX_PIXELS,
+               max_bytes: int = MAX_FILE_BYTES) -> tuple[Image.Image, bytes]:
     """Open and fully decode a PNG/JPEG/WebP file; return the image and its raw bytes.
 
-    The pixel count is checked from the header before decoding (decompression bombs),
-    EXIF orientation is applied, and every failure becomes an InputError naming ``what``.
+    Only regular files of at most ``max_bytes`` are read (see ``read_file``); the pixel
+    count is checked from the header before decoding (decompression bombs), EXIF
+    orientation is applied, and every failure becomes an InputError naming ``what``.
     """
     label = what if isinstance(source, bytes) else f"{what} {str(source)!r}"
     if isinstance(source, bytes):
+        if len(source) > max_bytes:
+            raise InputError(f"{label} is {len(source) / 1e6:.1f} MB, over the "
+                             f"{max_bytes / 1e6:g} MB limit")
         data = source
     else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {label}: {exc.strerror or exc}") from None
+        data = read_file(source, what=what, max_bytes=max_bytes)
     try:
         image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError):

@@ -22,6 +22,7 @@ with the same arithmetic.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .errors import StudioError
+from .files import MAX_DATA_BYTES, MAX_TEXT_BYTES, read_bytes
 
 USER_ID = "user_id"
 INTERESTS = "interests"
@@ -84,15 +86,14 @@ def load_users(source, *, ignore=DEFAULT_IGNORE) -> pd.DataFrame:
     else:
         path = Path(source)
         suffix = path.suffix.lower()
-        if not path.is_file():
-            raise StudioError(f"user table {str(path)!r} does not exist")
+        if suffix not in (".csv", ".txt", ".parquet", ".pq"):
+            raise StudioError(f"user table {str(path)!r}: use a .csv or .parquet file")
+        data = io.BytesIO(read_bytes(path, "user table", MAX_DATA_BYTES))
         try:
             if suffix in (".csv", ".txt"):
-                frame = pd.read_csv(path, dtype={USER_ID: str}, keep_default_na=True)
-            elif suffix in (".parquet", ".pq"):
-                frame = pd.read_parquet(path)
+                frame = pd.read_csv(data, dtype={USER_ID: str}, keep_default_na=True)
             else:
-                raise StudioError(f"user table {str(path)!r}: use a .csv or .parquet file")
+                frame = pd.read_parquet(data)
         except StudioError:
             raise
         except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
@@ -498,11 +499,10 @@ class Audience:
     @classmethod
     def load(cls, path) -> "Audience":
         path = Path(path)
+        data = read_bytes(path, "clusters file", MAX_TEXT_BYTES)
         try:
-            document = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise StudioError(f"clusters file {str(path)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            document = json.loads(data.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StudioError(f"{str(path)!r} is not a clusters file ({exc})") from None
         return cls.from_document(document, where=repr(str(path)))
 

@@ -10,10 +10,15 @@ one transaction after its files are in place, so a run killed at any moment and 
 again ends with the same store as an uninterrupted run. Scores and arms are recomputed
 from all creatives at the end of every run (deterministically).
 
+Runs at the same time on one store share the work: each pending job is claimed with a
+lease (``Store.claim_job``) before it is rendered, so no job is rendered twice; a run
+that finds jobs leased by another waits for them (or takes them over when their owner
+died or its lease expired) and ends with the complete store, like the other. The
+audience, products and prompts rows are written idempotently, whichever run is first.
+
 With ``accelerate launch -m studio batch ...`` the pending jobs are split over the
-processes with ``PartialState``; only the main process writes the database — the others
-put their files in place and leave one JSON note per creative in ``spool/``, which the
-main process commits.
+processes with ``PartialState``; each process claims and commits its own jobs, and the
+main process scores and chooses the arms once all are done.
 """
 
 from __future__ import annotations
@@ -62,14 +67,15 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     started = time.perf_counter()
     _check(settings)
     state = PartialState()
-    store = Store(store_dir, create=True)
-    if state.is_main_process:
-        store.remove_temporary_files()
-    catalog = load_catalog(catalog_path)
+    catalog = load_catalog(catalog_path)  # bad input fails before the store is touched
     products = {row.product_id: (row, load_product(row.image, name=row.product_id))
                 for row in catalog.itertuples()}
+    store = Store(store_dir, create=True)
+    if state.is_main_process:
+        # Leftovers of a killed writer; a live writer's temporary files are younger.
+        store.remove_temporary_files(min_age=600.0 if store.live_leases() else 1.0)
     audience = _audience(store, audience_source, settings, state.is_main_process)
-    prompts = _prompts(store, catalog, audience, settings, state.is_main_process)
+    prompts = _prompts(store, catalog, products, audience, settings, state.is_main_process)
     state.wait_for_everyone()
 
     engine, notice = load_engine(settings.engine)
@@ -94,28 +100,15 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     if mine and state.is_main_process:
         _estimate(store, products, mine[0], len(jobs), engine, settings, echo)
 
-    spool = store.root / "spool"
-    for key, product_id, prompt, fmt, seed in item_progress(
-            mine, f"batch ({engine.name})", "creative"):
-        row, product = products[product_id]
-        options = RenderOptions(prompt=prompt["text"], negative_prompt=prompt["negative_prompt"],
-                                format=fmt, size=settings.size, seed=seed, anchor="bottom",
-                                watermark=settings.watermark)
-        placed = prepare(product, options)
-        creative = render(placed, options, engine)[0]
-        png, mask_png, manifest = finish(creative, placed, product, options, engine)
-        note = {"job_key": key, "product_id": product_id, "prompt_id": prompt["prompt_id"],
-                "cluster_id": prompt["cluster_id"], "format": fmt, "seed": seed,
-                "image_sha256": store.put_file(png), "mask_sha256": store.put_file(mask_png),
-                "bytes": len(png) + len(mask_png), "manifest": {**manifest, "product_id": product_id}}
-        if state.is_main_process:
-            commit_creatives(store, [note])
-        else:
-            spool.mkdir(exist_ok=True)
-            (spool / f"{key}.json").write_text(json.dumps(note))
+    rendered = _render_jobs(store, mine, products, engine, settings, echo)
     state.wait_for_everyone()
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        rendered = sum(gather_object([rendered]))
     if not state.is_main_process:
         return {}
+    spool = store.root / "spool"  # notes of an older studio's helper processes
     if spool.exists():
         notes = [json.loads(p.read_text()) for p in sorted(spool.glob("*.json"))]
         commit_creatives(store, notes)
@@ -127,8 +120,56 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     size = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
     echo(f"store {store.root}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
          f"{counts['arms']} arms over {counts['clusters']} clusters")
-    return {"store": str(store.root), **counts, "bytes": size, "rendered": len(jobs),
+    return {"store": str(store.root), **counts, "bytes": size, "rendered": rendered,
             "engine": engine.name, "seconds": round(time.perf_counter() - started, 1)}
+
+
+#: Seconds between looks at jobs that another run holds.
+POLL_SECONDS = 0.25
+
+
+def _render_jobs(store: Store, jobs: list, products: dict, engine, settings: BatchSettings,
+                 echo) -> int:
+    """Claim, render and commit ``jobs``; jobs another live run holds are waited for (and
+    taken over when their lease ends). Returns how many this call rendered."""
+    owner = store.new_owner()
+    rendered = 0
+    pending = list(jobs)
+    told = False
+    with store.keep_leases(owner):
+        while pending:
+            busy = []
+            for job in item_progress(pending, f"batch ({engine.name})", "creative"):
+                status = store.claim_job(job[0], owner)
+                if status == "busy":
+                    busy.append(job)
+                elif status == "claimed":
+                    commit_creatives(store, [_render_job(store, job, products, engine, settings)])
+                    rendered += 1
+            pending = busy
+            if pending:
+                if not told:
+                    echo(f"waiting for {len(pending)} creatives that another batch run is "
+                         "rendering")
+                    told = True
+                time.sleep(POLL_SECONDS)
+    return rendered
+
+
+def _render_job(store: Store, job, products: dict, engine, settings: BatchSettings) -> dict:
+    """Render one job and put its files in place; the note to commit."""
+    key, product_id, prompt, fmt, seed = job
+    row, product = products[product_id]
+    options = RenderOptions(prompt=prompt["text"], negative_prompt=prompt["negative_prompt"],
+                            format=fmt, size=settings.size, seed=seed, anchor="bottom",
+                            watermark=settings.watermark)
+    placed = prepare(product, options)
+    creative = render(placed, options, engine)[0]
+    png, mask_png, manifest = finish(creative, placed, product, options, engine)
+    return {"job_key": key, "product_id": product_id, "prompt_id": prompt["prompt_id"],
+            "cluster_id": prompt["cluster_id"], "format": fmt, "seed": seed,
+            "image_sha256": store.put_file(png), "mask_sha256": store.put_file(mask_png),
+            "bytes": len(png) + len(mask_png), "manifest": {**manifest, "product_id": product_id}}
 
 
 def _check(settings: BatchSettings) -> None:
@@ -138,11 +179,12 @@ def _check(settings: BatchSettings) -> None:
         raise StudioError(f"top-m must be at least 1, got {settings.top_m}")
     if not settings.formats or not settings.seeds:
         raise StudioError("at least one format and one seed are needed")
-    from pipelines import format_names
+    from pipelines import check_size, format_names
 
     for fmt in settings.formats:
         if fmt not in format_names()[1:]:
             raise StudioError(f"unknown format {fmt!r}; choose from {', '.join(format_names()[1:])}")
+    check_size(settings.size, settings.formats)  # bounded, before anything is loaded
 
 
 def _audience(store: Store, source, settings: BatchSettings, writer: bool) -> Audience:
@@ -155,15 +197,21 @@ def _audience(store: Store, source, settings: BatchSettings, writer: bool) -> Au
     if writer:
         document = json.dumps(audience.to_document())
         with store.transaction() as tx:
-            tx.execute("INSERT INTO audience (id, document) VALUES (1, ?)", (document,))
-            for c in audience.clusters_:
-                tx.execute("INSERT INTO clusters VALUES (?, ?, ?, ?)",
-                           (c.id, c.profile, c.size, json.dumps(c.as_dict())))
+            # Another run may have written its audience since the check above: the first
+            # one written is the store's, and this run uses it.
+            inserted = tx.execute("INSERT OR IGNORE INTO audience (id, document) VALUES (1, ?)",
+                                  (document,)).rowcount
+            if inserted:
+                for c in audience.clusters_:
+                    tx.execute("INSERT OR IGNORE INTO clusters VALUES (?, ?, ?, ?)",
+                               (c.id, c.profile, c.size, json.dumps(c.as_dict())))
+        if not inserted:
+            return store.audience()
     return audience
 
 
-def _prompts(store: Store, catalog, audience: Audience, settings: BatchSettings,
-             writer: bool) -> dict[str, list[dict]]:
+def _prompts(store: Store, catalog, products: dict, audience: Audience,
+             settings: BatchSettings, writer: bool) -> dict[str, list[dict]]:
     """Prompts per category (for every cluster), written once and kept in the store."""
     generator = TemplateGenerator()
     result: dict[str, list[dict]] = {}
@@ -183,7 +231,7 @@ def _prompts(store: Store, catalog, audience: Audience, settings: BatchSettings,
     if writer:
         with store.transaction() as tx:
             for row in catalog.itertuples():
-                sha = hashlib.sha256(Path(row.image).read_bytes()).hexdigest()
+                sha = products[row.product_id][1].sha256  # of the bytes read (and capped)
                 existing = tx.execute("SELECT image_sha256 FROM products WHERE product_id = ?",
                                       (row.product_id,)).fetchone()
                 if existing and existing[0] != sha:
@@ -223,9 +271,11 @@ def _estimate(store, products, job, pending: int, engine, settings, echo) -> Non
 
 
 def commit_creatives(store: Store, notes: list[dict]) -> None:
-    """Insert rendered creatives (files already in place) in one transaction."""
+    """Insert rendered creatives (files already in place) in one transaction; their job
+    leases end with it."""
     with store.transaction() as tx:
         for note in notes:
+            tx.execute("DELETE FROM job_leases WHERE job_key = ?", (note["job_key"],))
             if tx.execute("SELECT 1 FROM creatives WHERE job_key = ?", (note["job_key"],)).fetchone():
                 continue
             creative_id = note["manifest"]["id"]

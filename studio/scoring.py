@@ -9,6 +9,7 @@ encoded features are the context) or ``cluster_id`` (the cluster's centroid is).
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from reward import CTRModel, FeatureCache, text_features
 
 from .audience import Audience, load_users
 from .errors import StudioError
+from .files import MAX_DATA_BYTES, MAX_TEXT_BYTES, read_bytes
 
 
 @dataclass
@@ -43,7 +45,7 @@ def load_creatives(folder) -> list[CreativeRecord]:
     records = []
     for manifest_path in sorted(folder.rglob("*.json")):
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(read_bytes(manifest_path, "manifest", MAX_TEXT_BYTES).decode())
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
         if not isinstance(manifest, dict) or "manifest_version" not in manifest:
@@ -101,10 +103,9 @@ def log_contexts(log: pd.DataFrame, audience: Audience, users: pd.DataFrame | No
 
 def read_log(path) -> pd.DataFrame:
     path = Path(path)
+    data = io.BytesIO(read_bytes(path, "log", MAX_DATA_BYTES))
     try:
-        log = pd.read_csv(path, dtype={"user_id": str, "creative_id": str})
-    except FileNotFoundError:
-        raise StudioError(f"log {str(path)!r} does not exist") from None
+        log = pd.read_csv(data, dtype={"user_id": str, "creative_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise StudioError(f"cannot read log {str(path)!r}: {exc}") from None
     needed = {"creative_id"} | ({"clicks", "impressions"} if "clicks" in log else {"click"})

@@ -11,14 +11,27 @@ events and rewards. Files are written to a temporary name and renamed before the
 that point at them are committed in one transaction, so a crash leaves at most a
 complete file without a row — which ``check`` reports and ``check(repair=True)`` (or the
 next batch run, which writes the very same bytes) resolves.
+
+Concurrent writers: the schema is read and migrated inside one ``BEGIN IMMEDIATE``
+transaction (two processes opening a new store both succeed), and batch runs share their
+work through *job leases* (``claim_job``): a job is claimed in a write transaction before
+it is rendered, the lease names its owner (host, process) and expires after
+``lease_seconds()`` unless the owner renews it; a lease of a process that no longer runs
+on this host is free at once, so a killed run's jobs are taken over by the next.
+SQLite errors keep their type; the store's database path is attached to them as
+``exc.store_path`` so that faces can name it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +41,10 @@ from .files import write_atomic
 
 DB_NAME = "store.db"
 FILES = "files"
+#: How long a job lease lasts without renewal, in seconds (``STUDIO_LEASE_SECONDS``);
+#: a running batch renews its leases every third of it.
+LEASE_SECONDS = 300.0
+LEASE_ENV = "STUDIO_LEASE_SECONDS"
 
 #: Schema migrations, applied in order; the version table records how far a store is.
 MIGRATIONS = [
@@ -122,7 +139,31 @@ MIGRATIONS = [
     """
     ALTER TABLE arms ADD COLUMN prior_impressions REAL;
     """,
+    # Job leases: who renders which batch job, until when (see ``Store.claim_job``).
+    """
+    CREATE TABLE job_leases (
+        job_key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 ]
+
+
+def lease_seconds() -> float:
+    """The lease duration: ``STUDIO_LEASE_SECONDS`` when set, else ``LEASE_SECONDS``."""
+    value = os.environ.get(LEASE_ENV, "").strip()
+    if not value:
+        return LEASE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds <= 86400:
+        raise StudioError(f"{LEASE_ENV}={value!r} must be a number of seconds from 1 to 86400")
+    return seconds
 
 
 class Store:
@@ -140,16 +181,26 @@ class Store:
         self._migrate()
 
     # ----------------------------------------------------------- connections
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.root / DB_NAME, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            with self._named():
+                conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+                try:
+                    conn.row_factory = sqlite3.Row
+                    conn.execute("PRAGMA busy_timeout=30000")
+                    # Switching a new database to WAL needs it alone for a moment: retry.
+                    _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA foreign_keys=ON")
+                except BaseException:
+                    conn.close()
+                    raise
             self._local.conn = conn
         return conn
 
@@ -157,17 +208,37 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (serialised within the process, IMMEDIATE across them)."""
         conn = self.connection()
-        with self._write_lock:
+        with self._named(), self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def query(self, sql: str, params=()) -> list[sqlite3.Row]:
-        return self.connection().execute(sql, params).fetchall()
+        with self._named():
+            return self.connection().execute(sql, params).fetchall()
+
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """Attach the database path to SQLite errors (their type stays the same)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if getattr(exc, "store_path", None) is None:
+                try:
+                    exc.store_path = str(self.db_path)
+                except AttributeError:
+                    pass
+            raise
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -176,19 +247,40 @@ class Store:
             self._local.conn = None
 
     def _migrate(self) -> None:
+        """Bring the schema up to date. The version is read and the missing migrations
+        applied inside one IMMEDIATE transaction, so two processes opening a new store at
+        once apply each migration exactly once; a store that is up to date is only read
+        (a read-only store opens)."""
+        if self._read_version() == len(MIGRATIONS):
+            return
+
+        def apply() -> None:
+            with self.transaction() as tx:
+                tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = tx.execute("SELECT version FROM schema_version").fetchone()
+                version = self._check_version(row[0] if row else 0)
+                for number in range(version, len(MIGRATIONS)):
+                    for statement in _statements(MIGRATIONS[number]):
+                        tx.execute(statement)
+                if version < len(MIGRATIONS):
+                    tx.execute("DELETE FROM schema_version")
+                    tx.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+
+        _retry_busy(apply, attempts=5)
+
+    def _read_version(self) -> int:
         conn = self.connection()
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
-        version = row[0] if row else 0
+        with self._named():
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                  "name = 'schema_version'").fetchone()
+            row = conn.execute("SELECT version FROM schema_version").fetchone() if exists else None
+        return self._check_version(row[0] if row else 0)
+
+    def _check_version(self, version: int) -> int:
         if version > len(MIGRATIONS):
             raise StudioError(f"store {str(self.root)!r} has schema version {version}; this "
                               f"studio knows up to {len(MIGRATIONS)}: upgrade the studio")
-        for number in range(version, len(MIGRATIONS)):
-            with self.transaction() as tx:
-                for statement in _statements(MIGRATIONS[number]):
-                    tx.execute(statement)
-                tx.execute("DELETE FROM schema_version")
-                tx.execute("INSERT INTO schema_version VALUES (?)", (number + 1,))
+        return version
 
     @property
     def schema_version(self) -> int:
@@ -206,13 +298,91 @@ class Store:
             write_atomic(path, data)
         return sha
 
-    def remove_temporary_files(self) -> int:
-        """Delete temporary files left by a killed writer (call with no writer running)."""
+    def remove_temporary_files(self, *, min_age: float = 0.0) -> int:
+        """Delete temporary files left by a killed writer: those last modified more than
+        ``min_age`` seconds before the call (a live writer's file is younger)."""
         count = 0
+        cutoff = time.time() - min_age
         for tmp in (self.root / FILES).rglob("*.tmp") if (self.root / FILES).exists() else []:
-            tmp.unlink(missing_ok=True)
-            count += 1
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink(missing_ok=True)
+                    count += 1
+            except FileNotFoundError:
+                pass
         return count
+
+    # ---------------------------------------------------------------- leases
+    @staticmethod
+    def new_owner() -> str:
+        """A lease owner id, unique to this call (host, process, random part)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+    def claim_job(self, job_key: str, owner: str, ttl: float | None = None) -> str:
+        """Try to take a batch job: ``"done"`` (its creative is in the store), ``"busy"``
+        (another live owner holds its lease) or ``"claimed"`` (the lease is ``owner``'s
+        for ``ttl`` seconds, default ``lease_seconds()``), decided in one transaction."""
+        ttl = lease_seconds() if ttl is None else ttl
+        now = time.time()
+        host, pid = _owner_parts(owner)
+        with self.transaction() as tx:
+            if tx.execute("SELECT 1 FROM creatives WHERE job_key = ?", (job_key,)).fetchone():
+                return "done"
+            row = tx.execute("SELECT owner, host, pid, expires_at FROM job_leases "
+                             "WHERE job_key = ?", (job_key,)).fetchone()
+            if row is not None and row["owner"] != owner and _lease_alive(row, now):
+                return "busy"
+            tx.execute("INSERT INTO job_leases (job_key, owner, host, pid, expires_at) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT(job_key) DO UPDATE SET "
+                       "owner = excluded.owner, host = excluded.host, pid = excluded.pid, "
+                       "expires_at = excluded.expires_at",
+                       (job_key, owner, host, pid, now + ttl))
+        return "claimed"
+
+    def renew_leases(self, owner: str, ttl: float | None = None) -> int:
+        """Extend every lease of ``owner``; returns how many it holds."""
+        ttl = lease_seconds() if ttl is None else ttl
+        with self.transaction() as tx:
+            return tx.execute("UPDATE job_leases SET expires_at = ? WHERE owner = ?",
+                              (time.time() + ttl, owner)).rowcount
+
+    def release_leases(self, owner: str) -> None:
+        """Give up every lease of ``owner`` (its unfinished jobs are free again)."""
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM job_leases WHERE owner = ?", (owner,))
+
+    def live_leases(self, *, exclude: str | None = None) -> int:
+        """How many leases live owners (other than ``exclude``) hold."""
+        now = time.time()
+        rows = self.query("SELECT owner, host, pid, expires_at FROM job_leases")
+        return sum(1 for r in rows if r["owner"] != exclude and _lease_alive(r, now))
+
+    @contextmanager
+    def keep_leases(self, owner: str, ttl: float | None = None) -> Iterator[None]:
+        """Renew ``owner``'s leases in the background while the body runs (a long render
+        keeps its job); release them all at the end, whatever happens."""
+        ttl = lease_seconds() if ttl is None else ttl
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(ttl / 3):
+                try:
+                    self.renew_leases(owner, ttl)
+                except sqlite3.Error:
+                    pass  # a full or read-only store: the main thread reports it
+            self.close()
+
+        thread = threading.Thread(target=renew, name="studio-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            try:
+                self.release_leases(owner)
+            except sqlite3.Error:
+                pass  # expired leases are free anyway; do not hide the error at hand
 
     # ---------------------------------------------------------------- checks
     def check(self, *, repair: bool = False) -> dict:
@@ -268,4 +438,45 @@ class Store:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _retry_busy(action, attempts: int = 40):
+    """Run ``action``; retry while SQLite says the database is locked or busy (a second
+    process opening or migrating the same new store)."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or not ("locked" in text or "busy" in text):
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
+
+
+def _owner_parts(owner: str) -> tuple[str, int]:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return host, int(pid) if pid.isdigit() else -1
+
+
+def _lease_alive(row, now: float) -> bool:
+    """A lease holds until it expires, or until its owner's process is gone (known only
+    on the owner's host)."""
+    if row["expires_at"] <= now:
+        return False
+    if row["host"] == socket.gethostname() and row["pid"] != os.getpid():
+        return _process_running(int(row["pid"]))
+    return True
+
+
+def _process_running(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 

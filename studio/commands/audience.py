@@ -77,7 +77,9 @@ def prompts(
     n: int = typer.Option(4, "--n", "-n", help="Prompts per cluster."),
     generator: str = typer.Option("template", help="template, llm or openai."),
     guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
-    category: Optional[str] = typer.Option(None, help="Product category (vocabulary file)."),
+    category: Optional[str] = typer.Option(None, help="Product category: generic or the name "
+                                           "of a vocabulary file in assets/prompts "
+                                           "(e.g. kitchenware)."),
     title: Optional[str] = typer.Option(None, help="Product title used in the prompt."),
     model: Optional[str] = typer.Option(None, help="llm: model id or folder; openai: model name."),
     base_url: Optional[str] = typer.Option(None, help="openai: endpoint, e.g. "
@@ -95,9 +97,9 @@ def prompts(
 
     with _cli_errors():
         _choice(generator, ("template", "llm", "openai"), "generator")
+        info = product_info(product, category=category, title=title)
         audience = Audience.load(clusters)
         rules = Guidelines.load(guidelines) if guidelines else None
-        info = product_info(product, category=category, title=title)
         writer = make_generator(generator, guidelines=rules, model=model, base_url=base_url)
         chosen = [audience.cluster(cluster)] if cluster is not None else audience.clusters_
         written = []

@@ -37,7 +37,8 @@ def render(
     format: str = typer.Option("1:1", "--format", "-f", help="Ad format: "
                                f"{', '.join(format_names())} (keep = the input canvas as is)."),
     size: Optional[str] = typer.Option(None, help="Canvas long side (768) or exact WxH, "
-                                       "multiples of 8. Default long side 512."),
+                                       "multiples of 8, at most 2048 (STUDIO_MAX_SIZE). "
+                                       "Default long side 512."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto (sd when weights load, "
                                "else backdrop), sd, tiny (test model), backdrop (no weights)."),
     seed: int = typer.Option(0, help="Seed of the first image; image i uses seed + i."),
@@ -68,9 +69,10 @@ def render(
                                    help="Invisible provenance watermark outside the product."),
 ) -> None:
     """Render creatives of one product for one prompt."""
-    from pipelines import load_product
+    from pipelines import check_size, load_product
     from pipelines.engines import load_engine
 
+    from ..files import check_folder_path
     from ..progress import step_progress
     from ..render import RenderOptions, prepare, publish
     from ..render import render as render_creatives
@@ -83,6 +85,8 @@ def render(
             _choice(scheduler, SCHEDULERS, "scheduler")
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {str(out)!r} exists and is not a folder")
+        check_folder_path(out, "--out")
+        check_size(size, [format])  # bounded before anything is read or allocated
         options = RenderOptions(
             prompt=prompt, negative_prompt=negative_prompt, mode=mode, format=format,
             size=size, area=area, anchor=anchor, seed=seed, n=n, steps=steps,
@@ -117,7 +121,8 @@ def demo(
                                     "campaign)."),
     top_m: Optional[int] = typer.Option(None, help="Arms per (category, cluster) pool "
                                         "(default: 4, at most --per-cluster)."),
-    size: Optional[str] = typer.Option(None, help="Canvas long side (default 512)."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side (default 512, at most "
+                                       "2048: STUDIO_MAX_SIZE)."),
     rounds: int = typer.Option(2, help="Evolution rounds of the learning loop (0: skip it)."),
     drift: bool = typer.Option(True, "--drift/--no-drift", help="Whether the world's tastes "
                                "drift between the past and the campaign, and during it."),
@@ -128,6 +133,9 @@ def demo(
     arms, a simulated campaign in a hidden-truth world (the served bandit, the real
     service, greedy-on-prior, random, static, epsilon-greedy, LinUCB, Thompson and the
     oracles), the learning loop (fixed vs evolving pool) and a report."""
+    from pipelines import check_size
+
+    from ..files import check_folder_path
     from ..simulation.demo import run_demo
 
     with _cli_errors():
@@ -135,6 +143,8 @@ def demo(
         wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
         for fmt in wanted:
             _choice(fmt, format_names()[1:], "format")
+        check_size(size, wanted)
+        check_folder_path(out, "--out")
         if impressions < 1:
             raise InputError(f"impressions must be at least 1, got {impressions}")
         if rounds < 0:

@@ -124,7 +124,8 @@ def evolve_command(
     per_cluster: int = typer.Option(2, help="New candidate prompts per pool and round."),
     retire: int = typer.Option(1, help="Arms retired per pool and round."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
-    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH (at most 2048: "
+                                       "STUDIO_MAX_SIZE)."),
     reward_model: Optional[Path] = typer.Option(None, help="CTR model to score candidates "
                                                 "and warm-start the new arms (without one, "
                                                 "candidates are added unranked)."),
@@ -134,6 +135,8 @@ def evolve_command(
                                            "(0 = back to the batch's pool) and exit."),
 ) -> None:
     """Evolve the arm pools: retire the worst prompts, add recombinations of the winners."""
+    from pipelines import check_size
+
     from ..evolve import catalog_images, evolve, rollback as undo, rounds as recorded
     from ..guidelines import Guidelines
     from ..store import Store
@@ -150,6 +153,7 @@ def evolve_command(
             typer.echo(f"undid {undo(opened, rollback)} pool records after round {rollback}")
             return
         _choice(engine, ENGINE_NAMES, "engine")
+        check_size(size)
         rules = Guidelines.load(guidelines) if guidelines else None
         images = catalog_images(catalog)
         for _ in range(rounds):
