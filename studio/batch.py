@@ -57,6 +57,9 @@ class BatchSettings:
     reward_model: str | None = None
     watermark: bool = True
     prompt_seed: int = 0
+    #: False: render only; the arms are chosen later (``score_and_choose_arms``), e.g. by
+    #: a reward model trained once the renders exist (``studio.simulation.stage``).
+    choose_arms: bool = True
 
 
 def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
@@ -114,8 +117,8 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
         commit_creatives(store, notes)
         for path in spool.glob("*.json"):
             path.unlink()
-    model = _reward_model(settings, echo)
-    score_and_choose_arms(store, audience, model, top_m=settings.top_m)
+    if settings.choose_arms:
+        score_and_choose_arms(store, audience, _reward_model(settings, echo), top_m=settings.top_m)
     counts = store.counts()
     size = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
     echo(f"store {store.root}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "

@@ -73,7 +73,7 @@ def build_stage(out: Path, *, engine: str = "backdrop", size: str | None = "256"
     catalog = Path(catalog or assets_dir() / "demo" / "catalog.csv")
     users_path = Path(users_path or assets_dir() / "demo" / "users.csv")
     common = dict(formats=tuple(placements), seeds=(seed,), engine=engine, size=size,
-                  watermark=watermark)
+                  watermark=watermark, choose_arms=False)  # each world's model chooses them
     echo("rendering the past period's creatives (other prompts)")
     run_batch(catalog, users_path, out / "past",
               BatchSettings(per_cluster=past_per_cluster, top_m=past_per_cluster,
