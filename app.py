@@ -21,15 +21,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from pipelines import InputError, check_size, max_side  # noqa: E402
+from pipelines import check_size, max_side  # noqa: E402
 from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
 from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
 from studio.catalog import categories as known_categories, check_category  # noqa: E402
-from studio.errors import StudioError  # noqa: E402
+from studio.errors import USER_ERRORS, StudioError  # noqa: E402
+from studio.serving import PLACEMENTS  # noqa: E402
 from studio.simulation.report import COLOURS  # noqa: E402
 from studio.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
 
-FORMATS = ["1:1", "4:5", "9:16", "1.91:1"]
+FORMATS = list(PLACEMENTS)  # the ad formats, defined once in pipelines.placement
 CAMPAIGN_NOTE = ("Clicks here come from a simulated world whose truth the studio cannot see "
                  "(demo audience only): a demonstration, not evidence — the evidence is "
                  "`bench/evaluation.py`, over many worlds.")
@@ -58,7 +59,7 @@ def guarded(outputs: int):
         def handler(*args, **kwargs):
             try:
                 return function(*args, **kwargs)
-            except (StudioError, InputError, EngineUnavailableError, ValueError) as exc:
+            except (*USER_ERRORS, EngineUnavailableError) as exc:
                 return (_error(exc), *([gr.skip()] * outputs))
         return handler
     return wrap

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import StudioError
+from .errors import USER_ERRORS, StudioError
 from .serving import (PLACEMENTS, Conflict, NotFound, RewardConflict, SelectionService,
                       ServingConfig, StoreUnavailable, storage_fault)
 from .store import Store
@@ -64,7 +64,7 @@ log = logging.getLogger("studio.api")
 
 class Placement(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    placement: Literal["1:1", "4:5", "9:16", "1.91:1"] = "1:1"
+    placement: Literal[PLACEMENTS] = "1:1"
 
 
 class SelectRequest(BaseModel):
@@ -298,8 +298,7 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
         return JSONResponse({"error": f"{where or 'request'}: {first.get('msg')}",
                              "detail": detail}, status_code=422)
 
-    @app.exception_handler(StudioError)
-    async def studio_error(request, exc: StudioError):
+    async def studio_error(request, exc: ValueError):
         if isinstance(exc, StoreUnavailable):
             return error_response(503, str(exc), headers=retry_after)
         if isinstance(exc, RewardConflict):
@@ -307,6 +306,9 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
                                   recorded=exc.recorded, received=exc.received)
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
         return error_response(status, str(exc))
+
+    for error in USER_ERRORS:  # bad input from the studio or a library: one JSON line
+        app.add_exception_handler(error, studio_error)
 
     # Plain `def`: FastAPI runs them in its threadpool, so that no request's work (user
     # validation, the bandit, a SQLite commit waiting on the disk) blocks the event loop

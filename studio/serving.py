@@ -45,12 +45,14 @@ import numpy as np
 import pandas as pd
 
 from bandit import CTRPrior, LinUCB
+from pipelines.placement import FORMATS
 
 from .audience import USER_ID, Cluster, check_user_features, encode, validate_users
 from .errors import StudioError
 from .store import Store
 
-PLACEMENTS = ("1:1", "4:5", "9:16", "1.91:1")
+#: The ad formats a request may name (defined once, in ``pipelines.placement``).
+PLACEMENTS = tuple(FORMATS)
 CONTEXTS = ("cluster", "user")
 log = logging.getLogger("studio.serving")
 

@@ -92,6 +92,18 @@ def photo_png(tmp_path) -> Path:
     return path
 
 
+def require(component: str, available: bool, reason: str) -> None:
+    """Skip a test whose system component (e.g. ``chromium``) is missing — or fail it
+    when ``STUDIO_REQUIRE`` names the component (``.ci/run`` sets it: in CI a missing
+    browser or database is a failure, not a silent skip)."""
+    if available:
+        return
+    required = {c.strip() for c in os.environ.get("STUDIO_REQUIRE", "").split(",") if c.strip()}
+    if component in required:
+        pytest.fail(f"{component} is required here (STUDIO_REQUIRE) but missing: {reason}")
+    pytest.skip(reason)
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """Environment for CLI subprocesses: offline, this run's caches, the repo on the path."""
     env = dict(os.environ)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require
 
 UI_TMP = REPO / "tests" / ".tmp" / "ui"
 SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS", UI_TMP / "screenshots"))
@@ -127,9 +127,9 @@ def test_every_tab_through_the_api(client, tmp_path):
     assert "\n" not in status and "Traceback" not in status
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed "
-                    "(apt-get install -y chromium; .ci/run does it)")
 def test_browser_walks_the_whole_flow(server):
+    require("chromium", Path(CHROMIUM).exists(),
+            "Chromium is not installed (apt-get install -y chromium; .ci/run does it)")
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
