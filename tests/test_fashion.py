@@ -109,6 +109,33 @@ def test_outfit_cli_writes_item_board_mask_and_manifest(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+
+@pytest.mark.parametrize("given", [
+    ["--items", "top_tshirt_red", "bottom_jeans_blue", "shoes_boots_brown"],  # listed after it
+    ["--items", "top_tshirt_red", "--items", "bottom_jeans_blue", "shoes_boots_brown"],
+    ["top_tshirt_red", "bottom_jeans_blue", "shoes_boots_brown"],  # listed without it
+])
+def test_outfit_cli_takes_the_items_listed_after_items(tmp_path, given):
+    out = tmp_path / "out"
+    args = [a if a.startswith("--") else str(FASHION / f"{a}.png") for a in given]
+    result = CliRunner().invoke(app, ["outfit", *args, "--category", "bag", "--engine",
+                                      "backdrop", "--cell", "128", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(next(out.glob("*.json")).read_text())
+    assert [i["name"] for i in manifest["items"]] == [
+        "top_tshirt_red", "bottom_jeans_blue", "shoes_boots_brown"]
+
+
+def test_outfit_cli_without_items_or_with_too_many_fails_clearly(tmp_path):
+    none = CliRunner().invoke(app, ["outfit", "--category", "shoes", "--out", str(tmp_path / "a")])
+    assert none.exit_code == 2 and "--items" in none.output
+    four = [str(FASHION / f"{n}.png") for n in ("top_tshirt_red", "bottom_jeans_blue",
+                                                 "shoes_boots_brown", "top_shirt_blue")]
+    many = CliRunner().invoke(app, ["outfit", "--items", *four, "--category", "bag",
+                                    "--engine", "backdrop", "--out", str(tmp_path / "b")])
+    assert many.exit_code == 2 and many.stderr.startswith("error:"), many.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
 def test_history_through_a_tiny_ip_adapter(outfit_items):
     from pipelines.engines import load_engine
 

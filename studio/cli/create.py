@@ -1,4 +1,4 @@
-"""Commands that make creatives: render, demo, outfit."""
+"""Commands that make prompts and creatives: prompts, render, demo, outfit."""
 
 from __future__ import annotations
 
@@ -18,8 +18,55 @@ from pipelines.engines import (
     SCHEDULERS,
 )
 
-from ..cli import _choice, _cli_errors, app
 from ..render import DEFAULT_NEGATIVE_PROMPT
+from .errors import choice, cli_errors
+
+app = typer.Typer()
+
+
+@app.command()
+def prompts(
+    product: Path = typer.Option(..., "--product", "-p", help="Product image (its category and "
+                                 "title come from the demo catalog for bundled samples)."),
+    clusters: Path = typer.Option(..., help="Clusters file from `studio audience fit`."),
+    n: int = typer.Option(4, "--n", "-n", help="Prompts per cluster."),
+    generator: str = typer.Option("template", help="template, llm or openai."),
+    guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
+    category: Optional[str] = typer.Option(None, help="Product category: generic or the name "
+                                           "of a vocabulary file in assets/prompts "
+                                           "(e.g. kitchenware)."),
+    title: Optional[str] = typer.Option(None, help="Product title used in the prompt."),
+    model: Optional[str] = typer.Option(None, help="llm: model id or folder; openai: model name."),
+    base_url: Optional[str] = typer.Option(None, help="openai: endpoint, e.g. "
+                                           "http://localhost:11434/v1 (key from OPENAI_API_KEY)."),
+    cluster: Optional[int] = typer.Option(None, help="Only this cluster id."),
+    seed: int = typer.Option(0, help="Seed (same seed, same prompts)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the prompts as JSON here."),
+) -> None:
+    """Write prompts for a product, for each audience cluster."""
+    from ..audience import Audience
+    from ..catalog import product_info
+    from ..files import write_atomic
+    from ..guidelines import Guidelines
+    from ..prompts import make_generator
+
+    with cli_errors():
+        choice(generator, ("template", "llm", "openai"), "generator")
+        info = product_info(product, category=category, title=title)
+        audience = Audience.load(clusters)
+        rules = Guidelines.load(guidelines) if guidelines else None
+        writer = make_generator(generator, guidelines=rules, model=model, base_url=base_url)
+        chosen = [audience.cluster(cluster)] if cluster is not None else audience.clusters_
+        written = []
+        for group in chosen:
+            typer.echo(f"[{group.id}] {group.profile}")
+            for prompt in writer.generate(info, group, n, seed):
+                note = f"  (fallback: {prompt.fallback})" if prompt.fallback else ""
+                typer.echo(f"    - {prompt.text}{note}")
+                written.append(prompt.as_dict())
+        if out is not None:
+            write_atomic(out, json.dumps(written, indent=1).encode() + b"\n")
+            typer.echo(f"wrote {len(written)} prompts to {out}")
 
 
 @app.command()
@@ -77,12 +124,12 @@ def render(
     from ..render import RenderOptions, prepare, publish
     from ..render import render as render_creatives
 
-    with _cli_errors():
-        _choice(mode, MODES, "mode")
-        _choice(format, format_names(), "format")
-        _choice(engine, ENGINE_NAMES, "engine")
+    with cli_errors():
+        choice(mode, MODES, "mode")
+        choice(format, format_names(), "format")
+        choice(engine, ENGINE_NAMES, "engine")
         if scheduler is not None:
-            _choice(scheduler, SCHEDULERS, "scheduler")
+            choice(scheduler, SCHEDULERS, "scheduler")
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {str(out)!r} exists and is not a folder")
         check_folder_path(out, "--out")
@@ -138,11 +185,11 @@ def demo(
     from ..files import check_folder_path
     from ..simulation.demo import run_demo
 
-    with _cli_errors():
-        _choice(engine, ENGINE_NAMES, "engine")
+    with cli_errors():
+        choice(engine, ENGINE_NAMES, "engine")
         wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
         for fmt in wanted:
-            _choice(fmt, format_names()[1:], "format")
+            choice(fmt, format_names()[1:], "format")
         check_size(size, wanted)
         check_folder_path(out, "--out")
         if impressions < 1:
@@ -158,10 +205,15 @@ def demo(
                           drift=drift, seed=seed, echo=typer.echo)
     typer.echo(json.dumps(result))
 
+
 @app.command()
 def outfit(
-    items: list[Path] = typer.Option(..., "--items", help="1–3 fixed items of the outfit "
-                                     "(repeat --items, or list them after it)."),
+    listed: Optional[list[Path]] = typer.Argument(None, metavar="ITEMS", show_default=False,
+                                                  help="More fixed items, listed after --items "
+                                                  "(or without it)."),
+    items: list[Path] = typer.Option([], "--items", show_default=False,
+                                     help="1–3 fixed items of the outfit (repeat --items, or "
+                                     "list them after it)."),
     category: str = typer.Option(..., help="Category of the item to generate: top, bottom, "
                                  "shoes, bag, outerwear, accessory, dress."),
     history: list[Path] = typer.Option([], "--history", help="The user's past items of "
@@ -181,8 +233,11 @@ def outfit(
     """Generate the missing item of an outfit for a user's taste (DiFashion)."""
     from ..outfit import run_outfit
 
-    with _cli_errors():
-        _choice(engine, ENGINE_NAMES, "engine")
+    items = [*items, *(listed or [])]  # `--items A B C` gives A to the option, B C listed
+    if not items:
+        raise typer.BadParameter("give 1–3 fixed items of the outfit", param_hint="'--items'")
+    with cli_errors():
+        choice(engine, ENGINE_NAMES, "engine")
         manifest = run_outfit(items, category, history=history, out=out, engine=engine,
                               seed=seed, steps=steps, cell=cell, clip=clip,
                               ip_adapter=ip_adapter, history_weight=history_weight,

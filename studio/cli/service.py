@@ -1,4 +1,4 @@
-"""Commands of the service: batch, store check, serve, evaluate."""
+"""Commands of the service: batch, serve, evaluate."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Optional
 import typer
 
 from pipelines import InputError
-from pipelines.engines import (
-    ENGINE_NAMES,
-)
+from pipelines.engines import ENGINE_NAMES
 
-from ..cli import _choice, _cli_errors, app
+from .errors import choice, cli_errors
+
+app = typer.Typer()
 
 
 @app.command()
@@ -38,8 +38,8 @@ def batch(
     """Render a catalog for an audience into a store; rerun to resume."""
     from ..batch import BatchSettings, run_batch
 
-    with _cli_errors():
-        _choice(engine, ENGINE_NAMES, "engine")
+    with cli_errors():
+        choice(engine, ENGINE_NAMES, "engine")
         try:
             seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
         except ValueError:
@@ -52,29 +52,6 @@ def batch(
         summary = run_batch(catalog, audience, store, settings, echo=typer.echo)
     if summary:
         typer.echo(json.dumps(summary))
-
-
-store_app = typer.Typer(help="Inspect a creative store.", no_args_is_help=True)
-app.add_typer(store_app, name="store")
-
-
-@store_app.command("check")
-def store_check(
-    store: Path = typer.Argument(..., help="Store folder."),
-    repair: bool = typer.Option(False, help="Delete orphan and temporary files."),
-) -> None:
-    """Find orphan files, missing files and hash mismatches; exit 1 if any."""
-    from ..store import Store
-
-    with _cli_errors():
-        report = Store(store).check(repair=repair)
-    for kind in ("orphans", "missing", "mismatched", "temporary"):
-        for item in report[kind]:
-            typer.echo(f"{kind}: {item}")
-    typer.echo(f"{report['creatives']} creatives, {report['files']} files: "
-               + ("ok" if report["ok"] else "problems found" + (" (repaired)" if repair else "")))
-    if not report["ok"] and not repair:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -97,7 +74,7 @@ def serve(
     readiness)."""
     from ..api import serve as run_server
 
-    with _cli_errors():
+    with cli_errors():
         if max_body_bytes < 1:
             raise InputError(f"--max-body-bytes must be >= 1, got {max_body_bytes}")
         if retain_days is not None and not 0 <= retain_days < 1e6:
@@ -129,7 +106,7 @@ def evaluate(
     from ..offline import evaluate_policy
     from ..store import Store
 
-    with _cli_errors():
+    with cli_errors():
         report = evaluate_policy(Store(store), policy=policy, alpha=alpha, rule=rule,
                                  train_share=train_share)
     typer.echo(f"{report['test_events']} test events (learned from {report['train_events']}); "

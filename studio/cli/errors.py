@@ -1,10 +1,9 @@
-"""The ``studio`` command line (also ``python -m studio``).
+"""How the command line reports errors: one ``error:`` line on stderr and an exit code.
 
-Each command is a thin face over ``studio`` functions. Bad input ends with exit code 2
-and a one-line ``error:`` message; so does a file or folder that cannot be read or
-written (not a folder, read-only, no space left, permission denied) and a store whose
-database cannot be written (full, read-only) — the message names the path. An engine
-that cannot run ends with exit code 1.
+Bad input ends with exit code 2 and a one-line ``error:`` message; so does a file or folder
+that cannot be read or written (not a folder, read-only, no space left, permission denied)
+and a store whose database cannot be written (full, read-only) — the message names the
+path. An engine that cannot run ends with exit code 1; a cancelled render with 130.
 """
 
 from __future__ import annotations
@@ -19,33 +18,9 @@ import typer
 from pipelines import InputError
 from pipelines.engines import EngineUnavailableError, RenderCancelled
 
-app = typer.Typer(
-    name="studio",
-    help="Creative Studio: personalised ad creatives with the product kept pixel-fixed.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        typer.echo(f"creative-studio {version('creative-studio')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Creative Studio: personalised ad creatives with the product kept pixel-fixed."""
-
 
 @contextmanager
-def _cli_errors() -> Iterator[None]:
+def cli_errors() -> Iterator[None]:
     """Turn the library's errors into one line on stderr and an exit code."""
     try:
         yield
@@ -107,11 +82,8 @@ def database_error_message(exc: sqlite3.Error) -> str:
     return f"{where}: {detail}"
 
 
-def _choice(value: str, allowed, what: str) -> str:
+def choice(value: str, allowed, what: str) -> str:
+    """``value`` if it is one of ``allowed``, else an ``InputError`` naming the choices."""
     if value not in allowed:
         raise InputError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
     return value
-
-
-# The commands live in studio/commands/; importing them registers them on ``app``.
-from .commands import audience, create, learn, service  # noqa: E402,F401

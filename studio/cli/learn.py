@@ -1,4 +1,4 @@
-"""Commands that learn from clicks: simulate, reward train/score, evolve, finetune."""
+"""Commands that learn from clicks: simulate, evolve, finetune."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Optional
 import typer
 
 from pipelines import InputError
-from pipelines.engines import (
-    ENGINE_NAMES,
-)
+from pipelines.engines import ENGINE_NAMES
 
-from ..cli import _choice, _cli_errors, app
+from .errors import choice, cli_errors
+
+app = typer.Typer()
 
 
 @app.command()
@@ -34,8 +34,8 @@ def simulate(
     from ..scoring import load_creatives
     from ..simulation.past import world_log
 
-    with _cli_errors():
-        _choice(period, ("past", "campaign"), "period")
+    with cli_errors():
+        choice(period, ("past", "campaign"), "period")
         records = load_creatives(creatives)
         log = world_log(records, load_users(users), seed=seed, period=period,
                         impressions=impressions)
@@ -45,75 +45,6 @@ def simulate(
     typer.echo(f"wrote {len(log)} impressions ({log['click'].sum()} clicks, CTR "
                f"{log['click'].mean():.2%}) over {len(records)} creatives to {out}")
 
-
-reward_app = typer.Typer(help="Train and apply the CTR reward model.", no_args_is_help=True)
-app.add_typer(reward_app, name="reward")
-
-
-@reward_app.command("train")
-def reward_train(
-    logs: Path = typer.Argument(..., help="Impression log (CSV): creative_id, click (or clicks "
-                                "and impressions), and user_id or cluster_id."),
-    creatives: Path = typer.Option(..., help="Folder of the logged creatives."),
-    clusters: Path = typer.Option(..., help="Clusters file (its encoding gives the context)."),
-    users: Optional[Path] = typer.Option(None, help="User table, when the log has user_id."),
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the model (.npz)."),
-    clip: Optional[str] = typer.Option(None, help="CLIP model id or folder for image embeddings."),
-    calibration: str = typer.Option("none", help="none or isotonic."),
-    test_share: float = typer.Option(0.2, help="Last share of the log held out for metrics."),
-) -> None:
-    """Train the CTR model on an impression log; prints held-out metrics."""
-    from ..scoring import (creative_tables, load_audience_and_users, load_creatives,
-                          log_contexts, read_log, train_reward_model)
-
-    with _cli_errors():
-        if not 0 <= test_share < 1:
-            raise InputError(f"test share must be in [0, 1), got {test_share}")
-        log = read_log(logs)
-        audience, table = load_audience_and_users(clusters, users)
-        records = load_creatives(creatives)
-        split = int(len(log) * (1 - test_share))
-        model = train_reward_model(log.iloc[:split], records, audience, table, clip=clip,
-                                   calibration=calibration)
-        model.save(out)
-        if split < len(log):
-            test = log.iloc[split:]
-            image, text = creative_tables(records, clip=clip)
-            index = {r.creative_id: i for i, r in enumerate(records)}
-            metrics = model.evaluate(
-                log_contexts(test, audience, table), image, text,
-                test["clicks"] if "clicks" in test else test["click"],
-                test["impressions"] if "clicks" in test else None,
-                creative=test["creative_id"].map(index).to_numpy())
-            typer.echo("held-out: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else
-                                               f"{k} {v}" for k, v in metrics.items()))
-    typer.echo(f"wrote {out}")
-
-
-@reward_app.command("score")
-def reward_score(
-    model: Path = typer.Argument(..., help="A model from `studio reward train`."),
-    creatives: Path = typer.Option(..., help="Folder of creatives to score."),
-    clusters: Path = typer.Option(..., help="Clusters file (centroids are the contexts)."),
-    out: Optional[Path] = typer.Option(None, help="Also write the scores (CSV)."),
-    top: int = typer.Option(3, help="Show the best N creatives per cluster and product."),
-) -> None:
-    """Predict the CTR of every creative for every cluster."""
-    from reward import CTRModel
-
-    from ..audience import Audience
-    from ..files import write_atomic
-    from ..scoring import load_creatives, score_for_clusters
-
-    with _cli_errors():
-        scores = score_for_clusters(CTRModel.load(model), load_creatives(creatives),
-                                    Audience.load(clusters))
-        if out is not None:
-            write_atomic(out, scores.to_csv(index=False).encode())
-    for (cluster_id, product_id), block in scores.groupby(["cluster_id", "product_id"]):
-        best = block.nlargest(top, "predicted_ctr")
-        listed = ", ".join(f"{c} {p:.2%}" for c, p in zip(best["creative_id"], best["predicted_ctr"]))
-        typer.echo(f"cluster {cluster_id} · {product_id}: {listed}")
 
 @app.command("evolve")
 def evolve_command(
@@ -141,7 +72,7 @@ def evolve_command(
     from ..guidelines import Guidelines
     from ..store import Store
 
-    with _cli_errors():
+    with cli_errors():
         opened = Store(store)
         if show:
             for entry in recorded(opened):
@@ -152,7 +83,7 @@ def evolve_command(
         if rollback is not None:
             typer.echo(f"undid {undo(opened, rollback)} pool records after round {rollback}")
             return
-        _choice(engine, ENGINE_NAMES, "engine")
+        choice(engine, ENGINE_NAMES, "engine")
         check_size(size)
         rules = Guidelines.load(guidelines) if guidelines else None
         images = catalog_images(catalog)
@@ -188,8 +119,8 @@ def finetune(
     from ..progress import step_progress
     from ..store import Store
 
-    with _cli_errors():
-        _choice(engine, ("sd", "tiny"), "engine")
+    with cli_errors():
+        choice(engine, ("sd", "tiny"), "engine")
         opened = Store(store)
         rows = opened.query(
             "SELECT c.image_sha256, c.manifest FROM creatives c JOIN products p ON "

@@ -1,0 +1,129 @@
+"""The import graph: no import cycle anywhere, and the libraries keep their boundaries.
+
+Every module under ``studio/``, ``pipelines/``, ``reward/`` and ``bandit/`` is parsed with
+``ast`` (nothing is imported); every ``import`` statement counts, at module level or inside a
+function (the heavy imports live in functions), relative ones resolved against the module's
+package. ``from package import name`` is an edge to ``package.name`` when that is a module,
+else to ``package``. (The command line used to register its commands through a cycle:
+``studio.cli`` imported ``studio.commands.*``, which imported the app back.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGES = ("studio", "pipelines", "reward", "bandit")
+LIBRARIES = ("pipelines", "reward", "bandit")
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the four packages."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (anywhere in its body)."""
+    files = module_files()
+    graph: dict[str, set[str]] = {name: set() for name in files}
+
+    def known(name: str) -> str | None:  # the module itself, else its closest known parent
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[:len(base) - (node.level - 1)]
+                    base = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    base = node.module
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    targets.append(full if full in files else base)
+            for target in targets:
+                resolved = known(target)
+                if resolved and resolved != name:
+                    graph[name].add(resolved)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(cycles)
+
+
+def test_the_graph_sees_relative_function_level_and_package_imports():
+    graph = import_graph()
+    assert "studio.cli.errors" in graph["studio.cli.create"]  # `from .errors import ...`
+    assert "studio.outfit" in graph["studio.cli.create"]  # inside the command function
+    assert "studio.cli.main" in graph["studio.cli"]  # `from .main import app`
+    assert {"studio.cli.create", "studio.cli.reward", "studio.cli.store"} <= graph["studio.cli.main"]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_anywhere():
+    assert import_cycles(import_graph()) == []
+
+
+def test_no_command_module_imports_the_root_app():
+    graph = import_graph()
+    commands = [m for m in graph if m.startswith("studio.cli.") and m != "studio.cli.main"]
+    for module in commands:
+        assert not graph[module] & {"studio.cli", "studio.cli.main"}, module
+
+
+def test_the_libraries_import_neither_studio_nor_each_other():
+    graph = import_graph()
+    crossing = sorted(
+        (module, target) for module, targets in graph.items()
+        for target in targets
+        if module.split(".")[0] in LIBRARIES and target.split(".")[0] != module.split(".")[0])
+    assert crossing == []
+
