@@ -26,147 +26,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StudioError
-from .files import write_atomic
+from ..errors import StudioError
+from ..files import write_atomic
+from .leases import Leases
+from .pools import Pools
+from .schema import MIGRATIONS, statements
+from .serving_log import ServingLog
 
 DB_NAME = "store.db"
 FILES = "files"
-#: How long a job lease lasts without renewal, in seconds (``STUDIO_LEASE_SECONDS``);
-#: a running batch renews its leases every third of it.
-LEASE_SECONDS = 300.0
-LEASE_ENV = "STUDIO_LEASE_SECONDS"
-
-#: Schema migrations, applied in order; the version table records how far a store is.
-MIGRATIONS = [
-    """
-    CREATE TABLE products (
-        product_id TEXT PRIMARY KEY,
-        category TEXT NOT NULL,
-        title TEXT NOT NULL,
-        image_sha256 TEXT NOT NULL
-    );
-    CREATE TABLE audience (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        document TEXT NOT NULL
-    );
-    CREATE TABLE clusters (
-        cluster_id INTEGER PRIMARY KEY,
-        profile TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        record TEXT NOT NULL
-    );
-    CREATE TABLE prompts (
-        prompt_id TEXT PRIMARY KEY,
-        category TEXT NOT NULL,
-        cluster_id INTEGER NOT NULL REFERENCES clusters(cluster_id),
-        text TEXT NOT NULL,
-        negative_prompt TEXT NOT NULL,
-        tags TEXT NOT NULL,
-        source TEXT NOT NULL
-    );
-    CREATE TABLE creatives (
-        creative_id TEXT PRIMARY KEY,
-        job_key TEXT NOT NULL UNIQUE,
-        product_id TEXT NOT NULL REFERENCES products(product_id),
-        prompt_id TEXT NOT NULL REFERENCES prompts(prompt_id),
-        cluster_id INTEGER NOT NULL REFERENCES clusters(cluster_id),
-        format TEXT NOT NULL,
-        seed INTEGER NOT NULL,
-        image_sha256 TEXT NOT NULL,
-        mask_sha256 TEXT NOT NULL,
-        bytes INTEGER NOT NULL,
-        manifest TEXT NOT NULL,
-        reward REAL,
-        selected INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX creatives_by_product ON creatives(product_id, cluster_id);
-    CREATE TABLE arms (
-        arm_id TEXT PRIMARY KEY REFERENCES prompts(prompt_id),
-        category TEXT NOT NULL,
-        cluster_id INTEGER NOT NULL REFERENCES clusters(cluster_id),
-        prior_ctr REAL,
-        active INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE TABLE bandit_snapshots (
-        category TEXT PRIMARY KEY,
-        model BLOB NOT NULL,
-        reward_seq INTEGER NOT NULL,
-        saved_at REAL NOT NULL
-    );
-    CREATE TABLE events (
-        event_id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        product_id TEXT NOT NULL,
-        category TEXT NOT NULL,
-        cluster_id INTEGER NOT NULL,
-        arm_id TEXT NOT NULL,
-        creative_id TEXT NOT NULL,
-        placement TEXT NOT NULL,
-        candidates TEXT NOT NULL,
-        context TEXT NOT NULL,
-        propensity REAL NOT NULL,
-        score REAL NOT NULL
-    );
-    CREATE TABLE rewards (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL UNIQUE REFERENCES events(event_id),
-        reward REAL NOT NULL,
-        received_at REAL NOT NULL
-    );
-    """,
-    """
-    CREATE TABLE evolution (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        round INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        category TEXT NOT NULL,
-        cluster_id INTEGER NOT NULL,
-        record TEXT NOT NULL
-    );
-    """,
-    # How many impressions an arm's prior CTR counts for (calibrated from the reward
-    # model's error on held-out creatives; NULL = the service's default).
-    """
-    ALTER TABLE arms ADD COLUMN prior_impressions REAL;
-    """,
-    # Job leases: who renders which batch job, until when (see ``Store.claim_job``).
-    """
-    CREATE TABLE job_leases (
-        job_key TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        host TEXT NOT NULL,
-        pid INTEGER NOT NULL,
-        expires_at REAL NOT NULL
-    );
-    """,
-]
 
 
-def lease_seconds() -> float:
-    """The lease duration: ``STUDIO_LEASE_SECONDS`` when set, else ``LEASE_SECONDS``."""
-    value = os.environ.get(LEASE_ENV, "").strip()
-    if not value:
-        return LEASE_SECONDS
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = float("nan")
-    if not 1 <= seconds <= 86400:
-        raise StudioError(f"{LEASE_ENV}={value!r} must be a number of seconds from 1 to 86400")
-    return seconds
-
-
-class Store:
+class Store(Leases, Pools, ServingLog):
     """A store folder. Connections are per thread; writes go through ``transaction``."""
 
     def __init__(self, root, *, create: bool = False):
@@ -260,7 +138,7 @@ class Store:
                 row = tx.execute("SELECT version FROM schema_version").fetchone()
                 version = self._check_version(row[0] if row else 0)
                 for number in range(version, len(MIGRATIONS)):
-                    for statement in _statements(MIGRATIONS[number]):
+                    for statement in statements(MIGRATIONS[number]):
                         tx.execute(statement)
                 if version < len(MIGRATIONS):
                     tx.execute("DELETE FROM schema_version")
@@ -312,78 +190,6 @@ class Store:
                 pass
         return count
 
-    # ---------------------------------------------------------------- leases
-    @staticmethod
-    def new_owner() -> str:
-        """A lease owner id, unique to this call (host, process, random part)."""
-        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-    def claim_job(self, job_key: str, owner: str, ttl: float | None = None) -> str:
-        """Try to take a batch job: ``"done"`` (its creative is in the store), ``"busy"``
-        (another live owner holds its lease) or ``"claimed"`` (the lease is ``owner``'s
-        for ``ttl`` seconds, default ``lease_seconds()``), decided in one transaction."""
-        ttl = lease_seconds() if ttl is None else ttl
-        now = time.time()
-        host, pid = _owner_parts(owner)
-        with self.transaction() as tx:
-            if tx.execute("SELECT 1 FROM creatives WHERE job_key = ?", (job_key,)).fetchone():
-                return "done"
-            row = tx.execute("SELECT owner, host, pid, expires_at FROM job_leases "
-                             "WHERE job_key = ?", (job_key,)).fetchone()
-            if row is not None and row["owner"] != owner and _lease_alive(row, now):
-                return "busy"
-            tx.execute("INSERT INTO job_leases (job_key, owner, host, pid, expires_at) "
-                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT(job_key) DO UPDATE SET "
-                       "owner = excluded.owner, host = excluded.host, pid = excluded.pid, "
-                       "expires_at = excluded.expires_at",
-                       (job_key, owner, host, pid, now + ttl))
-        return "claimed"
-
-    def renew_leases(self, owner: str, ttl: float | None = None) -> int:
-        """Extend every lease of ``owner``; returns how many it holds."""
-        ttl = lease_seconds() if ttl is None else ttl
-        with self.transaction() as tx:
-            return tx.execute("UPDATE job_leases SET expires_at = ? WHERE owner = ?",
-                              (time.time() + ttl, owner)).rowcount
-
-    def release_leases(self, owner: str) -> None:
-        """Give up every lease of ``owner`` (its unfinished jobs are free again)."""
-        with self.transaction() as tx:
-            tx.execute("DELETE FROM job_leases WHERE owner = ?", (owner,))
-
-    def live_leases(self, *, exclude: str | None = None) -> int:
-        """How many leases live owners (other than ``exclude``) hold."""
-        now = time.time()
-        rows = self.query("SELECT owner, host, pid, expires_at FROM job_leases")
-        return sum(1 for r in rows if r["owner"] != exclude and _lease_alive(r, now))
-
-    @contextmanager
-    def keep_leases(self, owner: str, ttl: float | None = None) -> Iterator[None]:
-        """Renew ``owner``'s leases in the background while the body runs (a long render
-        keeps its job); release them all at the end, whatever happens."""
-        ttl = lease_seconds() if ttl is None else ttl
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(ttl / 3):
-                try:
-                    self.renew_leases(owner, ttl)
-                except sqlite3.Error:
-                    pass  # a full or read-only store: the main thread reports it
-            self.close()
-
-        thread = threading.Thread(target=renew, name="studio-lease", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            try:
-                self.release_leases(owner)
-            except sqlite3.Error:
-                pass  # expired leases are free anyway; do not hide the error at hand
-
     # ---------------------------------------------------------------- checks
     def check(self, *, repair: bool = False) -> dict:
         """Orphan files (no row points at them), missing files, hash mismatches and
@@ -428,16 +234,12 @@ class Store:
 
     def audience(self):
         """The store's fitted audience."""
-        from .audience import Audience
+        from ..audience import Audience
 
         rows = self.query("SELECT document FROM audience WHERE id = 1")
         if not rows:
             raise StudioError(f"store {str(self.root)!r} has no audience yet; run `studio batch`")
         return Audience.from_document(json.loads(rows[0][0]), where="the store's audience")
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _retry_busy(action, attempts: int = 40):
@@ -451,32 +253,3 @@ def _retry_busy(action, attempts: int = 40):
             if attempt == attempts - 1 or not ("locked" in text or "busy" in text):
                 raise
             time.sleep(min(0.05 * (attempt + 1), 0.5))
-
-
-def _owner_parts(owner: str) -> tuple[str, int]:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    return host, int(pid) if pid.isdigit() else -1
-
-
-def _lease_alive(row, now: float) -> bool:
-    """A lease holds until it expires, or until its owner's process is gone (known only
-    on the owner's host)."""
-    if row["expires_at"] <= now:
-        return False
-    if row["host"] == socket.gethostname() and row["pid"] != os.getpid():
-        return _process_running(int(row["pid"]))
-    return True
-
-
-def _process_running(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
