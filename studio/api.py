@@ -332,10 +332,11 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
     def creative(creative_id: str):
         if not CREATIVE_ID.match(creative_id):
             raise HTTPException(404, "unknown creative")
-        rows = store.query("SELECT image_sha256 FROM creatives WHERE creative_id = ?", (creative_id,))
-        if not rows:
-            raise HTTPException(404, "unknown creative")
-        path = store.file_path(rows[0][0])
+        try:
+            sha = store.creative_image_sha(creative_id)
+        except StudioError:
+            raise HTTPException(404, "unknown creative") from None
+        path = store.file_path(sha)
         if not path.is_file():
             raise HTTPException(404, "the creative's file is missing from the store")
         return FileResponse(path, media_type="image/png")

@@ -42,6 +42,7 @@ from .progress import item_progress
 from .prompts import TemplateGenerator, category_product
 from .render import RenderOptions, finish, prepare, render
 from .store import Store
+from .store.pools import prompt_id as make_prompt_id
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     if notice and state.is_main_process:
         echo(notice)
     engine_key = json.dumps(engine.describe(), sort_keys=True)
-    done = {r[0] for r in store.query("SELECT job_key FROM creatives")}
+    done = store.job_keys()
     jobs = []
     for product_id, (row, product) in products.items():
         for prompt in prompts[row.category]:
@@ -114,13 +115,13 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     spool = store.root / "spool"  # notes of an older studio's helper processes
     if spool.exists():
         notes = [json.loads(p.read_text()) for p in sorted(spool.glob("*.json"))]
-        commit_creatives(store, notes)
+        store.add_creatives(notes)
         for path in spool.glob("*.json"):
             path.unlink()
     if settings.choose_arms:
         score_and_choose_arms(store, audience, _reward_model(settings, echo), top_m=settings.top_m)
     counts = store.counts()
-    size = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
+    size = store.store_bytes()
     echo(f"store {store.root}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
          f"{counts['arms']} arms over {counts['clusters']} clusters")
     return {"store": str(store.root), **counts, "bytes": size, "rendered": rendered,
@@ -147,7 +148,7 @@ def _render_jobs(store: Store, jobs: list, products: dict, engine, settings: Bat
                 if status == "busy":
                     busy.append(job)
                 elif status == "claimed":
-                    commit_creatives(store, [_render_job(store, job, products, engine, settings)])
+                    store.add_creatives([_render_job(store, job, products, engine, settings)])
                     rendered += 1
             pending = busy
             if pending:
@@ -192,24 +193,15 @@ def _check(settings: BatchSettings) -> None:
 
 def _audience(store: Store, source, settings: BatchSettings, writer: bool) -> Audience:
     """The store's audience; fitted (or loaded from a clusters file) on the first run."""
-    if store.query("SELECT 1 FROM audience WHERE id = 1"):
+    if store.has_audience():
         return store.audience()
     source = Path(source)
     audience = Audience.load(source) if source.suffix == ".json" else \
         Audience(settings.k).fit(load_users(source))
-    if writer:
-        document = json.dumps(audience.to_document())
-        with store.transaction() as tx:
-            # Another run may have written its audience since the check above: the first
-            # one written is the store's, and this run uses it.
-            inserted = tx.execute("INSERT OR IGNORE INTO audience (id, document) VALUES (1, ?)",
-                                  (document,)).rowcount
-            if inserted:
-                for c in audience.clusters_:
-                    tx.execute("INSERT OR IGNORE INTO clusters VALUES (?, ?, ?, ?)",
-                               (c.id, c.profile, c.size, json.dumps(c.as_dict())))
-        if not inserted:
-            return store.audience()
+    # Another run may have written its audience since the check above: the first one
+    # written is the store's, and this run uses it.
+    if writer and not store.add_audience(audience):
+        return store.audience()
     return audience
 
 
@@ -225,26 +217,16 @@ def _prompts(store: Store, catalog, products: dict, audience: Audience,
         for cluster in audience.clusters_:
             for prompt in generator.generate(info, cluster, settings.per_cluster,
                                              seed=settings.prompt_seed):
-                prompt_id = hashlib.sha1(f"{category}|{cluster.id}|{prompt.text}".encode()).hexdigest()[:16]
-                record = {"prompt_id": prompt_id, "category": category, "cluster_id": cluster.id,
+                record = {"prompt_id": make_prompt_id(category, cluster.id, prompt.text), "category": category, "cluster_id": cluster.id,
                           "text": prompt.text, "negative_prompt": prompt.negative_prompt,
                           "tags": json.dumps(prompt.tags), "source": prompt.source}
                 result[category].append(record)
                 rows.append(record)
     if writer:
-        with store.transaction() as tx:
-            for row in catalog.itertuples():
-                sha = products[row.product_id][1].sha256  # of the bytes read (and capped)
-                existing = tx.execute("SELECT image_sha256 FROM products WHERE product_id = ?",
-                                      (row.product_id,)).fetchone()
-                if existing and existing[0] != sha:
-                    raise StudioError(f"product {row.product_id!r} changed since the store was "
-                                      "built; use a new store or a new product_id")
-                tx.execute("INSERT OR IGNORE INTO products VALUES (?, ?, ?, ?)",
-                           (row.product_id, row.category, row.title, sha))
-            for r in rows:
-                tx.execute("INSERT OR IGNORE INTO prompts VALUES (:prompt_id, :category, "
-                           ":cluster_id, :text, :negative_prompt, :tags, :source)", r)
+        # the sha256 of the bytes read (and capped); a changed product is refused
+        store.add_products((row.product_id, row.category, row.title,
+                            products[row.product_id][1].sha256) for row in catalog.itertuples())
+        store.add_prompts(rows)
     return result
 
 
@@ -265,34 +247,12 @@ def _estimate(store, products, job, pending: int, engine, settings, echo) -> Non
     png, mask_png, _ = finish(render(placed, options, engine)[0], placed, product, options, engine)
     seconds = time.perf_counter() - started
     per = len(png) + len(mask_png)
-    used = int(store.query("SELECT COALESCE(SUM(bytes), 0) FROM creatives")[0][0])
+    used = store.store_bytes()
     echo(f"estimate: {pending} renders x {seconds:.2f} s ~ {pending * seconds / 60:.1f} min, "
          f"{pending} creatives x {per / 1e3:.0f} kB ~ {pending * per / 1e6:.1f} MB")
     if settings.max_bytes is not None and used + pending * per > settings.max_bytes:
         raise StudioError(f"the store would grow to about {(used + pending * per) / 1e6:.1f} MB, "
                           f"over --max-bytes {settings.max_bytes / 1e6:.1f} MB")
-
-
-def commit_creatives(store: Store, notes: list[dict]) -> None:
-    """Insert rendered creatives (files already in place) in one transaction; their job
-    leases end with it."""
-    with store.transaction() as tx:
-        for note in notes:
-            tx.execute("DELETE FROM job_leases WHERE job_key = ?", (note["job_key"],))
-            if tx.execute("SELECT 1 FROM creatives WHERE job_key = ?", (note["job_key"],)).fetchone():
-                continue
-            creative_id = note["manifest"]["id"]
-            if tx.execute("SELECT 1 FROM creatives WHERE creative_id = ?", (creative_id,)).fetchone():
-                # Two jobs rendered the very same pixels: keep both, under distinct ids.
-                creative_id = hashlib.sha1(f"{note['job_key']}|{creative_id}".encode()).hexdigest()[:20]
-                note["manifest"] = {**note["manifest"], "id": creative_id}
-            tx.execute(
-                "INSERT INTO creatives (creative_id, job_key, product_id, prompt_id, cluster_id, "
-                "format, seed, image_sha256, mask_sha256, bytes, manifest) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (creative_id, note["job_key"], note["product_id"], note["prompt_id"],
-                 note["cluster_id"], note["format"], note["seed"], note["image_sha256"],
-                 note["mask_sha256"], note["bytes"], json.dumps(note["manifest"])))
 
 
 def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int,
@@ -305,14 +265,13 @@ def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int
     arms are added or re-scored and retired ones stay retired."""
     from .scoring import CreativeRecord, creative_tables
 
-    rows = store.query("SELECT creative_id, product_id, prompt_id, cluster_id, format, "
-                       "image_sha256, mask_sha256, manifest FROM creatives ORDER BY creative_id")
+    rows = store.creatives()
     if not rows:
         return
     from PIL import Image
 
     records = [CreativeRecord(r["creative_id"], r["product_id"], r["format"],
-                              json.loads(r["manifest"])["prompt"],
+                              r["manifest"]["prompt"],
                               np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
                               np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127)
                for r in rows]
@@ -330,28 +289,21 @@ def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int
     for (product_id, cluster_id), prompts in by_pair.items():
         ranked = sorted(prompts, key=lambda p: (-np.nan_to_num(np.mean(prompts[p]), nan=0.0), p))
         selected.update((product_id, p) for p in ranked[:top_m])
-    prompt_rows = {r["prompt_id"]: r for r in store.query("SELECT * FROM prompts")}
+    prompt_rows = store.prompt_records()
     arm_scores: dict[str, list[float]] = {}
     for row, score in zip(rows, scores):
         if (row["product_id"], row["prompt_id"]) in selected:
             arm_scores.setdefault(row["prompt_id"], []).append(float(score))
     strength = None if model is None else (model.metadata_ or {}).get("prior_impressions")
-    with store.transaction() as tx:
-        for row, score in zip(rows, scores):
-            tx.execute("UPDATE creatives SET reward = ?, selected = ? WHERE creative_id = ?",
-                       (None if np.isnan(score) else float(score),
-                        int((row["product_id"], row["prompt_id"]) in selected),
-                        row["creative_id"]))
-        for arm_id, values in arm_scores.items():
-            prompt = prompt_rows[arm_id]
-            prior = None if np.isnan(values).all() else float(np.nanmean(values))
-            tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr, prior_impressions) "
-                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT(arm_id) DO UPDATE SET "
-                       "prior_ctr = excluded.prior_ctr, prior_impressions = excluded.prior_impressions",
-                       (arm_id, prompt["category"], prompt["cluster_id"], prior, strength))
-        if replace_arms:
-            tx.execute("UPDATE arms SET active = 0")
-            tx.executemany("UPDATE arms SET active = 1 WHERE arm_id = ?", [(a,) for a in arm_scores])
+    arms = {}
+    for arm_id, values in arm_scores.items():
+        prompt = prompt_rows[arm_id]
+        prior = None if np.isnan(values).all() else float(np.nanmean(values))
+        arms[arm_id] = (prompt["category"], prompt["cluster_id"], prior)
+    store.set_scores_and_arms(
+        {row["creative_id"]: (score, (row["product_id"], row["prompt_id"]) in selected)
+         for row, score in zip(rows, scores)},
+        arms, strength=strength, replace_arms=replace_arms)
 
 
 def _reward_model(settings: BatchSettings, echo):

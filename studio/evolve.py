@@ -20,10 +20,8 @@ can be listed and rolled back (``rollback``): retired arms come back, added ones
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,6 @@ import numpy as np
 from pipelines import load_product
 from pipelines.engines import load_engine
 
-from .batch import commit_creatives
 from .errors import StudioError
 from .guidelines import Guidelines
 from .prompts import SLOTS, TemplateGenerator, category_product, load_vocabulary
@@ -39,6 +36,7 @@ from .render import DEFAULT_NEGATIVE_PROMPT, RenderOptions, finish, prepare, ren
 from .scoring import CreativeRecord, creative_tables
 from .serving import SelectionService, ServingConfig
 from .store import Store
+from .store.pools import prompt_id
 
 
 def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2,
@@ -53,17 +51,17 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
     rules = guidelines or Guidelines()
     service = SelectionService(store, config=config)
     audience = service.audience
-    round_id = int(store.query("SELECT COALESCE(MAX(round), 0) FROM evolution")[0][0]) + 1
+    round_id = store.last_round() + 1
     chosen, notice = load_engine(engine)
     if notice:
         echo(notice)
-    formats = [r[0] for r in store.query("SELECT DISTINCT format FROM creatives ORDER BY format")]
-    products = {r["product_id"]: r["category"] for r in store.query("SELECT * FROM products")}
+    formats = store.creative_formats()
+    products = store.product_categories()
     missing = sorted(set(products) - set(catalog_images))
     if missing:
         raise StudioError(f"no image for product {missing[0]!r}: pass the catalog the store was built from")
     loaded = {pid: load_product(catalog_images[pid], name=pid) for pid in products}
-    prompt_rows = {r["prompt_id"]: dict(r) for r in store.query("SELECT * FROM prompts")}
+    prompt_rows = store.prompt_records()
     plans = []
     for (category, cluster_id), arms in _pools(service).items():
         ids, expected, _ = service.cluster_estimate(category, cluster_id, arms)
@@ -78,7 +76,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
 
     notes, pixels = [], []
     for plan in plans:
-        for prompt_id, text in plan["candidates"]:
+        for candidate_id, text in plan["candidates"]:
             for product_id, category in products.items():
                 if category != plan["category"]:
                     continue
@@ -89,62 +87,50 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
                     placed = prepare(loaded[product_id], options)
                     creative = render(placed, options, chosen)[0]
                     png, mask_png, manifest = finish(creative, placed, loaded[product_id], options, chosen)
-                    notes.append({"job_key": f"evolve|{round_id}|{prompt_id}|{product_id}|{fmt}",
-                                  "product_id": product_id, "prompt_id": prompt_id,
+                    notes.append({"job_key": f"evolve|{round_id}|{candidate_id}|{product_id}|{fmt}",
+                                  "product_id": product_id, "prompt_id": candidate_id,
                                   "cluster_id": plan["cluster_id"], "format": fmt, "seed": seed,
                                   "image_sha256": store.put_file(png),
                                   "mask_sha256": store.put_file(mask_png),
                                   "bytes": len(png) + len(mask_png),
                                   "manifest": {**manifest, "product_id": product_id}})
                     pixels.append((creative.image, placed.mask))
-    with store.transaction() as tx:
-        for plan in plans:
-            for prompt_id, text in plan["candidates"]:
-                tx.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (prompt_id, plan["category"], plan["cluster_id"], text, "",
-                            json.dumps({"round": round_id}), "evolve"))
-    commit_creatives(store, notes)
+    store.add_prompts({"prompt_id": pid, "category": plan["category"],
+                       "cluster_id": plan["cluster_id"], "text": text, "negative_prompt": "",
+                       "tags": {"round": round_id}, "source": "evolve"}
+                      for plan in plans for pid, text in plan["candidates"])
+    store.add_creatives(notes)
     scores, strength = _scores(notes, pixels, audience, reward_model)
 
     record = {"round": round_id, "pools": []}
-    with store.transaction() as tx:
-        for plan in plans:
-            by_prompt: dict[str, list[float]] = {}
-            for note, score in zip(notes, scores):
-                if note["cluster_id"] == plan["cluster_id"] and note["prompt_id"] in dict(plan["candidates"]):
-                    by_prompt.setdefault(note["prompt_id"], []).append(score)
-            ranked = sorted(by_prompt, key=lambda p: -_mean(by_prompt[p]))
-            added = ranked[: max(1, len(plan["retired"]))] if ranked else []
-            # An arm retires only when a new one takes its place: a pool never shrinks
-            # because no new candidate could be written.
-            plan["kept"] = plan["kept"] + plan["retired"][len(added):]
-            plan["retired"] = plan["retired"][:len(added)]
-            mine = dict(plan["candidates"])
-            for note, score in zip(notes, scores):
-                if note["prompt_id"] not in mine:
-                    continue  # another pool's candidate: that pool's plan decides
-                tx.execute("UPDATE creatives SET reward = ?, selected = ? WHERE job_key = ?",
-                           (None if np.isnan(score) else float(score),
-                            int(note["prompt_id"] in added), note["job_key"]))
-            for arm in plan["retired"]:
-                tx.execute("UPDATE arms SET active = 0 WHERE arm_id = ?", (arm,))
-            for arm in added:
-                prior = None if np.isnan(_mean(by_prompt[arm])) else _mean(by_prompt[arm])
-                tx.execute("INSERT INTO arms (arm_id, category, cluster_id, prior_ctr, active, "
-                           "prior_impressions) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT(arm_id) DO "
-                           "UPDATE SET active = 1, prior_ctr = excluded.prior_ctr, "
-                           "prior_impressions = excluded.prior_impressions",
-                           (arm, plan["category"], plan["cluster_id"], prior, strength))
-            entry = {"category": plan["category"], "cluster_id": plan["cluster_id"],
-                     "kept": plan["kept"], "retired": plan["retired"], "added": added,
-                     "values": plan["values"],
-                     "candidate_scores": {p: _mean(v) for p, v in by_prompt.items()},
-                     "reason": "retired the lowest learned means; added the best-scored "
-                               "recombinations of the winners"}
-            record["pools"].append(entry)
-            tx.execute("INSERT INTO evolution (round, created_at, category, cluster_id, record) "
-                       "VALUES (?, ?, ?, ?, ?)", (round_id, time.time(), plan["category"],
-                                                  plan["cluster_id"], json.dumps(entry)))
+    creative_scores, priors = {}, {}
+    for plan in plans:
+        by_prompt: dict[str, list[float]] = {}
+        for note, score in zip(notes, scores):
+            if note["cluster_id"] == plan["cluster_id"] and note["prompt_id"] in dict(plan["candidates"]):
+                by_prompt.setdefault(note["prompt_id"], []).append(score)
+        ranked = sorted(by_prompt, key=lambda p: -_mean(by_prompt[p]))
+        added = ranked[: max(1, len(plan["retired"]))] if ranked else []
+        # An arm retires only when a new one takes its place: a pool never shrinks
+        # because no new candidate could be written.
+        plan["kept"] = plan["kept"] + plan["retired"][len(added):]
+        plan["retired"] = plan["retired"][:len(added)]
+        mine = dict(plan["candidates"])
+        for note, score in zip(notes, scores):
+            if note["prompt_id"] not in mine:
+                continue  # another pool's candidate: that pool's plan decides
+            creative_scores[note["job_key"]] = (score, note["prompt_id"] in added)
+        for arm in added:
+            priors[arm] = _mean(by_prompt[arm])
+        entry = {"category": plan["category"], "cluster_id": plan["cluster_id"],
+                 "kept": plan["kept"], "retired": plan["retired"], "added": added,
+                 "values": plan["values"],
+                 "candidate_scores": {p: _mean(v) for p, v in by_prompt.items()},
+                 "reason": "retired the lowest learned means; added the best-scored "
+                           "recombinations of the winners"}
+        record["pools"].append(entry)
+    store.record_round(round_id, record["pools"], creative_scores=creative_scores,
+                       priors=priors, strength=strength)
     added_total = sum(len(p["added"]) for p in record["pools"])
     retired_total = sum(len(p["retired"]) for p in record["pools"])
     echo(f"round {round_id}: {retired_total} arms retired, {added_total} added over "
@@ -160,24 +146,13 @@ def _mean(values) -> float:
 
 def rounds(store: Store) -> list[dict]:
     """Every recorded round, oldest first."""
-    return [{"round": r["round"], **json.loads(r["record"])}
-            for r in store.query("SELECT round, record FROM evolution ORDER BY round, id")]
+    return store.rounds()
 
 
 def rollback(store: Store, to_round: int) -> int:
     """Undo every round after ``to_round`` (0 = back to the batch's pool); returns how
     many pool records were undone."""
-    rows = store.query("SELECT id, record FROM evolution WHERE round > ? ORDER BY round DESC, id DESC",
-                       (to_round,))
-    with store.transaction() as tx:
-        for row in rows:
-            entry = json.loads(row["record"])
-            for arm in entry["added"]:
-                tx.execute("UPDATE arms SET active = 0 WHERE arm_id = ?", (arm,))
-            for arm in entry["retired"]:
-                tx.execute("UPDATE arms SET active = 1 WHERE arm_id = ?", (arm,))
-            tx.execute("DELETE FROM evolution WHERE id = ?", (row["id"],))
-    return len(rows)
+    return store.rollback_rounds(to_round)
 
 
 def _pools(service: SelectionService) -> dict[tuple, list[str]]:
@@ -211,8 +186,7 @@ def _candidates(category, cluster_id, winners, prompt_rows, audience, n, rules, 
                                                         n - len(texts) + 2, seed=seed):
             if prompt.text not in existing and prompt.text not in texts and len(texts) < n:
                 texts.append(prompt.text)
-    return [(hashlib.sha1(f"{category}|{cluster_id}|{t}".encode()).hexdigest()[:16], t)
-            for t in texts]
+    return [(prompt_id(category, cluster_id, t), t) for t in texts]
 
 
 def _scores(notes, pixels, audience, reward_model) -> tuple[list[float], float | None]:

@@ -19,8 +19,6 @@ DR's reward model is the arms' prior CTR (fitted on the past, not on this log).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from bandit import BanditError
@@ -44,15 +42,13 @@ def evaluate_policy(store: Store, *, policy: str = "bandit", alpha: float | None
     config = config or ServingConfig()
     changes = {k: v for k, v in (("alpha", alpha), ("policy", rule)) if v is not None}
     config = config.with_changes(seed=seed, **changes)
-    rows = store.query(
-        "SELECT e.category, e.arm_id, e.candidates, e.context, e.propensity, r.reward "
-        "FROM events e JOIN rewards r ON r.event_id = e.event_id ORDER BY e.created_at, r.seq")
+    rows = store.rewarded_events()  # time order
     if len(rows) < 20:
         raise StudioError(f"the store has {len(rows)} rewarded events; at least 20 are needed")
-    arms = {r["arm_id"]: dict(r) for r in store.query("SELECT * FROM arms")}
+    arms = store.arm_priors()
     split = int(len(rows) * train_share)
-    contexts = [np.array(json.loads(r["context"]), dtype=np.float64) for r in rows]
-    all_arms = sorted({a for r in rows for a in json.loads(r["candidates"])})
+    contexts = [np.array(r.context, dtype=np.float64) for r in rows]
+    all_arms = sorted({a for r in rows for a in r.candidates})
     index = {a: i for i, a in enumerate(all_arms)}
     models: dict = {}
 
@@ -70,15 +66,15 @@ def evaluate_policy(store: Store, *, policy: str = "bandit", alpha: float | None
 
     if policy == "bandit":
         for row, x in zip(rows[:split], contexts[:split]):
-            m = model(row["category"], len(x))
-            ensure(m, json.loads(row["candidates"]))
-            m.update(row["arm_id"], x, row["reward"])
+            m = model(row.category, len(x))
+            ensure(m, row.candidates)
+            m.update(row.arm_id, x, row.reward)
 
     test = rows[split:]
     dist = np.zeros((len(test), len(all_arms)))
     prior = np.zeros((len(test), len(all_arms)))
     for i, (row, x) in enumerate(zip(test, contexts[split:])):
-        candidates = json.loads(row["candidates"])
+        candidates = row.candidates
         columns = [index[a] for a in candidates]
         values = [arms.get(a, {}).get("prior_ctr") for a in candidates]
         prior[i, columns] = [0.0 if v is None else v for v in values]
@@ -88,13 +84,13 @@ def evaluate_policy(store: Store, *, policy: str = "bandit", alpha: float | None
             best = int(np.argmax([-np.inf if v is None else v for v in values]))
             dist[i, columns[best]] = 1.0
         else:
-            m = model(row["category"], len(x))
+            m = model(row.category, len(x))
             ensure(m, candidates)
             decision = m.select(x, arms=candidates)
             dist[i, [index[a] for a in decision.arms]] = decision.propensities
-    log = BanditLog(np.stack(contexts[split:]), np.array([index[r["arm_id"]] for r in test]),
-                    np.array([r["reward"] for r in test], dtype=float),
-                    np.array([r["propensity"] for r in test], dtype=float), len(all_arms))
+    log = BanditLog(np.stack(contexts[split:]), np.array([index[r.arm_id] for r in test]),
+                    np.array([r.reward for r in test], dtype=float),
+                    np.array([r.propensity for r in test], dtype=float), len(all_arms))
     report = {
         "policy": policy, "rule": config.policy if policy == "bandit" else None,
         "alpha": config.alpha if policy == "bandit" else None,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import io
-import json
 import logging
 import shutil
 import sqlite3
@@ -164,10 +163,6 @@ def storage_fault(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-class _Probe(Exception):
-    """Rolls the readiness probe's transaction back."""
-
-
 @dataclass
 class Selection:
     event_id: str
@@ -201,13 +196,10 @@ class SelectionService:
         self.audience = store.audience()
         self.clusters: dict[int, Cluster] = {c.id: c for c in self.audience.clusters_}
         self.dim = self.audience.centroids_.shape[1] + len(PLACEMENTS)
-        self.products = {r["product_id"]: r["category"] for r in store.query("SELECT * FROM products")}
-        self.prompts = {r["prompt_id"]: r["text"] for r in store.query("SELECT prompt_id, text FROM prompts")}
-        self.arms = {r["arm_id"]: dict(r) for r in store.query("SELECT * FROM arms WHERE active = 1")}
-        self.creatives: dict[tuple, str] = {}
-        for r in store.query("SELECT creative_id, product_id, prompt_id, format FROM creatives "
-                             "WHERE selected = 1 ORDER BY seed, creative_id"):
-            self.creatives.setdefault((r["product_id"], r["prompt_id"], r["format"]), r["creative_id"])
+        self.products = store.product_categories()
+        self.prompts = store.prompt_texts()
+        self.arms = store.active_arms()
+        self.creatives: dict[tuple, str] = store.selected_creatives()
         self.models: dict[str, LinUCB] = {}
         self._applied_seq: dict[str, int] = {}
         self._since_snapshot: dict[str, int] = {}
@@ -278,12 +270,13 @@ class SelectionService:
                               decision.arm, cluster_id, self.prompts[decision.arm],
                               float(decision.score[i]), float(decision.expected[i]),
                               float(decision.bonus[i]), decision.propensity)
-        with self._writing(), self.store.transaction() as tx:
-            tx.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (selection.event_id, time.time(), product_id, category, cluster_id,
-                        selection.arm_id, selection.creative_id, placement,
-                        json.dumps(list(decision.arms)), json.dumps(features.tolist()),
-                        selection.propensity, selection.score))
+        with self._writing():
+            self.store.log_event(
+                event_id=selection.event_id, product_id=product_id, category=category,
+                cluster_id=cluster_id, arm_id=selection.arm_id,
+                creative_id=selection.creative_id, placement=placement,
+                candidates=list(decision.arms), context=features.tolist(),
+                propensity=selection.propensity, score=selection.score)
         return selection
 
     def creative_of(self, product_id: str, arm_id: str, placement: str) -> str | None:
@@ -297,25 +290,22 @@ class SelectionService:
         fault raises ``StoreUnavailable`` (nothing recorded). Once the reward is
         committed, the answer is ``applied`` whatever happens to the snapshot after it."""
         with self._lock:
-            with self._writing(), self.store.transaction() as tx:
-                event = tx.execute("SELECT category, arm_id, context, created_at FROM events "
-                                   "WHERE event_id = ?", (event_id,)).fetchone()
-                if event is None:
-                    raise NotFound(f"unknown event {event_id!r}")
-                recorded = tx.execute("SELECT reward FROM rewards WHERE event_id = ?",
-                                      (event_id,)).fetchone()
-                if recorded is not None:
-                    if float(recorded[0]) != float(reward):
-                        raise RewardConflict(event_id, float(recorded[0]), float(reward))
-                    return "duplicate"
-                if time.time() - event["created_at"] > self.feedback_window_s:
-                    raise Conflict(f"event {event_id} is older than the feedback window "
-                                   f"({self.feedback_window_s:g} s)")
-                seq = tx.execute("INSERT INTO rewards (event_id, reward, received_at) "
-                                 "VALUES (?, ?, ?)", (event_id, reward, time.time())).lastrowid
+            # Checked and inserted in one write transaction, committed before the answer.
+            with self._writing():
+                outcome = self.store.record_reward(event_id, reward,
+                                                   window_s=self.feedback_window_s)
+            if outcome.status == "unknown":
+                raise NotFound(f"unknown event {event_id!r}")
+            if outcome.status == "conflict":
+                raise RewardConflict(event_id, outcome.recorded, float(reward))
+            if outcome.status == "duplicate":
+                return "duplicate"
+            if outcome.status == "expired":
+                raise Conflict(f"event {event_id} is older than the feedback window "
+                               f"({self.feedback_window_s:g} s)")
+            event = outcome.event
             # Applied under the same lock, in commit order: snapshots stay consistent.
-            self._apply(event["category"], event["arm_id"], json.loads(event["context"]),
-                        reward, seq)
+            self._apply(event.category, event.arm_id, event.context, reward, outcome.seq)
         return "applied"
 
     def _apply(self, category: str, arm_id: str, context, reward: float, seq: int) -> None:
@@ -341,12 +331,7 @@ class SelectionService:
             fault = storage_fault(exc)
             if fault is None:
                 raise
-            conn = self.store.connection()
-            if conn.in_transaction:  # e.g. a COMMIT that failed
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+            self.store.rollback_open_transaction()  # e.g. after a COMMIT that failed
             raise StoreUnavailable(f"the store cannot be written now ({fault}); "
                                    "nothing was recorded, retry later") from exc
 
@@ -383,21 +368,17 @@ class SelectionService:
             for name in [category] if category else list(self.models):
                 buffer = io.BytesIO()
                 self.models[name].save(buffer)
-                with self._writing(), self.store.transaction() as tx:
-                    tx.execute("INSERT INTO bandit_snapshots VALUES (?, ?, ?, ?) ON CONFLICT(category) "
-                               "DO UPDATE SET model = excluded.model, reward_seq = excluded.reward_seq, "
-                               "saved_at = excluded.saved_at",
-                               (name, sqlite3.Binary(buffer.getvalue()),
-                                self._applied_seq.get(name, 0), time.time()))
+                with self._writing():
+                    self.store.save_snapshot(name, buffer.getvalue(), self._applied_seq.get(name, 0))
                 self._since_snapshot[name] = 0
 
     def _load_models(self) -> None:
         categories = sorted({arm["category"] for arm in self.arms.values()})
-        snapshots = {r["category"]: r for r in self.store.query("SELECT * FROM bandit_snapshots")}
+        snapshots = self.store.snapshots()
         for category in categories:
             if category in snapshots:
-                model = LinUCB.load(io.BytesIO(bytes(snapshots[category]["model"])))
-                seq = int(snapshots[category]["reward_seq"])
+                model = LinUCB.load(io.BytesIO(snapshots[category].model))
+                seq = snapshots[category].reward_seq
             else:
                 # Randomised policies (epsilon-mixed UCB, Thompson sampling) give every
                 # candidate a logged propensity > 0: the log supports off-policy evaluation.
@@ -414,13 +395,11 @@ class SelectionService:
                                                           arm["prior_impressions"], self.config))
             self.models[category] = model
             self._applied_seq[category] = seq
-        replay = self.store.query(
-            "SELECT r.seq, r.reward, e.category, e.arm_id, e.context FROM rewards r "
-            "JOIN events e ON e.event_id = r.event_id ORDER BY r.seq")
-        for row in replay:
-            if row["seq"] > self._applied_seq.get(row["category"], 0):
-                self._apply(row["category"], row["arm_id"], json.loads(row["context"]),
-                            row["reward"], row["seq"])
+        # Rewards after the oldest snapshot, in commit order; each category skips what
+        # its own snapshot already holds (a category without a model ignores its rows).
+        for row in self.store.rewards_after(min(self._applied_seq.values(), default=0)):
+            if row.seq > self._applied_seq.get(row.category, 0):
+                self._apply(row.category, row.arm_id, row.context, row.reward, row.seq)
 
     # --------------------------------------------------- readiness, retention
     def _check_free_space(self) -> None:
@@ -448,23 +427,15 @@ class SelectionService:
             problems.append(f"the disk has {free:,} bytes free, below the floor of "
                             f"{self.min_free_bytes:,}")
         writable = True
-        conn = self.store.connection()  # this thread's: no other request uses it now
-        waited = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-        conn.execute(f"PRAGMA busy_timeout = {PROBE_WAIT_MS}")  # a probe must answer fast
         try:
+            # On this thread's connection (no other request uses it now), waiting at most
+            # PROBE_WAIT_MS for the write lock: a probe must answer fast.
             with self._writing():
-                try:
-                    with self.store.transaction() as tx:
-                        tx.execute("INSERT INTO bandit_snapshots VALUES (?, zeroblob(?), -1, 0)",
-                                   (PROBE_CATEGORY, PROBE_BYTES))
-                        raise _Probe
-                except _Probe:
-                    pass
+                self.store.probe_write(PROBE_BYTES, wait_ms=PROBE_WAIT_MS,
+                                       category=PROBE_CATEGORY)
         except StoreUnavailable as exc:
             writable = False
             problems.append(f"the store cannot be written: {storage_fault(exc) or exc}")
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(waited)}")
         return {"ready": not problems, "writable": writable, "disk_free_bytes": free,
                 "min_free_bytes": self.min_free_bytes,
                 "pending_snapshots": self.pending_snapshots, "problems": problems}
@@ -485,27 +456,15 @@ class SelectionService:
         if self.retention_s is None:
             return 0
         cutoff = time.time() - self.feedback_window_s - self.retention_s
-        folded = ("COALESCE((SELECT s.reward_seq FROM bandit_snapshots s JOIN events e "
-                  "ON e.category = s.category WHERE e.event_id = rewards.event_id), 0)")
         deleted = 0
         for _ in range(max_batches):
             # The search reads outside the write lock (WAL readers do not block writers);
             # the deletes re-check every condition.
-            ids = [r[0] for r in self.store.query(
-                "SELECT e.event_id FROM events e LEFT JOIN rewards r ON r.event_id = e.event_id "
-                "LEFT JOIN bandit_snapshots s ON s.category = e.category "
-                "WHERE e.created_at < ? AND (r.seq IS NULL OR r.seq <= s.reward_seq) LIMIT ?",
-                (cutoff, batch))]
+            ids = self.store.prunable_events(cutoff, batch)
             if not ids:
                 break
-            marks = ",".join("?" * len(ids))
-            with self._writing(), self.store.transaction() as tx:
-                tx.execute(f"DELETE FROM rewards WHERE event_id IN ({marks}) AND seq <= {folded}",
-                           ids)
-                deleted += tx.execute(
-                    f"DELETE FROM events WHERE event_id IN ({marks}) AND created_at < ? AND NOT "
-                    "EXISTS (SELECT 1 FROM rewards r WHERE r.event_id = events.event_id)",
-                    (*ids, cutoff)).rowcount
+            with self._writing():
+                deleted += self.store.prune_events(ids, cutoff)
             if len(ids) < batch:
                 break
         return deleted
@@ -518,16 +477,12 @@ class SelectionService:
         return self.models[category].estimate(model_features(centroid, self.config), arms=arms)
 
     def arm_report(self) -> list[dict]:
-        stats = {r["arm_id"]: (r["pulls"], r["clicks"] or 0.0) for r in self.store.query(
-            "SELECT e.arm_id, COUNT(*) AS pulls, SUM(r.reward) AS clicks FROM events e "
-            "LEFT JOIN rewards r ON r.event_id = e.event_id GROUP BY e.arm_id")}
-        rewarded = {r["arm_id"]: r["n"] for r in self.store.query(
-            "SELECT e.arm_id, COUNT(*) AS n FROM rewards r JOIN events e ON e.event_id = r.event_id "
-            "GROUP BY e.arm_id")}
+        stats = self.store.arm_statistics()
+        rewarded = {a: s.rewarded for a, s in stats.items() if s.rewarded}
         report = []
         for arm_id, arm in sorted(self.arms.items(), key=lambda kv: (kv[1]["category"], kv[1]["cluster_id"])):
             model = self.models[arm["category"]]
-            pulls, clicks = stats.get(arm_id, (0, 0.0))
+            pulls, clicks = (stats[arm_id].pulls, stats[arm_id].clicks) if arm_id in stats else (0, 0.0)
             _, expected, bonus = self.cluster_estimate(arm["category"], arm["cluster_id"], [arm_id])
             report.append({
                 "arm_id": arm_id, "category": arm["category"], "cluster_id": arm["cluster_id"],

@@ -16,7 +16,6 @@ hidden truth: nothing is scored or simulated, and the UI says so.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import zipfile
@@ -31,7 +30,7 @@ from pipelines.engines import load_engine
 
 from .assets import assets_dir
 from .audience import Audience, load_users
-from .batch import commit_creatives, score_and_choose_arms
+from .batch import score_and_choose_arms
 from .catalog import ProductInfo
 from .errors import StudioError
 from .files import write_atomic
@@ -40,6 +39,7 @@ from .prompts import make_generator
 from .render import RenderOptions, finish, prepare, render
 from .scoring import CreativeRecord
 from .store import Store
+from .store.pools import prompt_id
 
 #: Simulated past impressions the reward model learns from (uniform policy over the
 #: rendered creatives, other users, drifted tastes): under a second for ten creatives.
@@ -182,23 +182,23 @@ class Workspace:
         for i, (cluster_id, text, fmt) in enumerate(jobs):
             if progress is not None:
                 progress(i / len(jobs), desc=f"rendering {i + 1}/{len(jobs)}")
-            prompt_id = hashlib.sha1(f"{category}|{cluster_id}|{text}".encode()).hexdigest()[:16]
+            pid = prompt_id(category, cluster_id, text)
             options = RenderOptions(prompt=text, format=fmt, size=size, seed=seed, anchor="bottom")
             placed = prepare(self.product, options)
             creative = render(placed, options, chosen)[0]
             png, mask_png, manifest = finish(creative, placed, self.product, options, chosen)
-            notes.append({"job_key": f"{prompt_id}|{fmt}", "product_id": self.info.name,
-                          "prompt_id": prompt_id, "cluster_id": int(cluster_id), "format": fmt,
+            notes.append({"job_key": f"{pid}|{fmt}", "product_id": self.info.name,
+                          "prompt_id": pid, "cluster_id": int(cluster_id), "format": fmt,
                           "seed": seed, "image_sha256": store.put_file(png),
                           "mask_sha256": store.put_file(mask_png), "bytes": len(png) + len(mask_png),
                           "manifest": {**manifest, "product_id": self.info.name}})
             pixels.append((np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), placed.mask))
-        with store.transaction() as tx:
-            for cluster_id, text in {(n["cluster_id"], n["manifest"]["prompt"]) for n in notes}:
-                prompt_id = hashlib.sha1(f"{category}|{cluster_id}|{text}".encode()).hexdigest()[:16]
-                tx.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (prompt_id, category, cluster_id, text, "", "{}", "ui"))
-        commit_creatives(store, notes)  # may rename a creative whose pixels repeat another's
+        store.add_prompts({"prompt_id": prompt_id(category, cluster_id, text),
+                           "category": category, "cluster_id": cluster_id, "text": text,
+                           "negative_prompt": "", "tags": "{}", "source": "ui"}
+                          for cluster_id, text in {(n["cluster_id"], n["manifest"]["prompt"])
+                                                   for n in notes})
+        store.add_creatives(notes)  # may rename a creative whose pixels repeat another's
         records = [CreativeRecord(n["manifest"]["id"], self.info.name, n["format"],
                                   n["manifest"]["prompt"], image, mask)
                    for n, (image, mask) in zip(notes, pixels)]
@@ -231,11 +231,10 @@ class Workspace:
 
     def creatives(self) -> list[dict]:
         store = self._store()
-        rows = store.query("SELECT creative_id, cluster_id, format, reward, image_sha256, manifest "
-                           "FROM creatives ORDER BY cluster_id, creative_id")
+        rows = sorted(store.creatives(), key=lambda r: (r["cluster_id"], r["creative_id"]))
         return [{"id": r["creative_id"], "cluster": r["cluster_id"], "format": r["format"],
                  "predicted_ctr": r["reward"], "path": str(store.file_path(r["image_sha256"])),
-                 "manifest": json.loads(r["manifest"]),
+                 "manifest": r["manifest"],
                  "approved": self.approved.get(r["creative_id"], True)} for r in rows]
 
     def approve(self, creative_id: str, approved: bool) -> None:
@@ -356,14 +355,9 @@ class Workspace:
         folder = self.root / "store"
         shutil.rmtree(folder, ignore_errors=True)
         store = Store(folder, create=True)
-        with store.transaction() as tx:
-            tx.execute("INSERT INTO audience (id, document) VALUES (1, ?)",
-                       (json.dumps(self.audience.to_document()),))
-            for c in self.audience.clusters_:
-                tx.execute("INSERT INTO clusters VALUES (?, ?, ?, ?)",
-                           (c.id, c.profile, c.size, json.dumps(c.as_dict())))
-            tx.execute("INSERT INTO products VALUES (?, ?, ?, ?)",
-                       (self.info.name, self.info.category, self.info.title, self.product.sha256))
+        store.add_audience(self.audience)
+        store.add_products([(self.info.name, self.info.category, self.info.title,
+                             self.product.sha256)])
         return store
 
     def _store(self) -> Store:

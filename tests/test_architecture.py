@@ -11,6 +11,7 @@ else to ``package``. (The command line used to register its commands through a c
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import REPO
@@ -127,3 +128,37 @@ def test_the_libraries_import_neither_studio_nor_each_other():
         if module.split(".")[0] in LIBRARIES and target.split(".")[0] != module.split(".")[0])
     assert crossing == []
 
+
+
+SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+                 r"CREATE\s+(TABLE|INDEX)|ALTER\s+TABLE|PRAGMA\s+\w+)\b", re.S)
+
+
+def test_no_sql_outside_the_store():
+    """The store owns all SQL: no string literal of any other module is a SQL statement."""
+    offenders = []
+    for path in sorted((REPO / "studio").rglob("*.py")) + [REPO / "app.py"]:
+        relative = path.relative_to(REPO).as_posix()
+        if relative.startswith("studio/store/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert not offenders, f"SQL outside studio/store/: {offenders}"
+
+
+def test_store_repository_mixins_do_not_shadow_each_other():
+    """``Store`` inherits its repository methods from several mixins: a name defined in
+    two of them would silently hide one (the first in the MRO wins)."""
+    from studio.store.leases import Leases
+    from studio.store.pools import Pools
+    from studio.store.serving_log import ServingLog
+    from studio.store.store import Store
+
+    owners: dict[str, str] = {}
+    for cls in (Store, Leases, Pools, ServingLog):
+        for name in vars(cls):
+            if name.startswith("__"):
+                continue
+            assert name not in owners, f"{name} is defined in both {owners[name]} and {cls.__name__}"
+            owners[name] = cls.__name__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -122,14 +121,12 @@ def finetune(
     with cli_errors():
         choice(engine, ("sd", "tiny"), "engine")
         opened = Store(store)
-        rows = opened.query(
-            "SELECT c.image_sha256, c.manifest FROM creatives c JOIN products p ON "
-            "p.product_id = c.product_id WHERE p.category = ? AND c.reward IS NOT NULL "
-            "ORDER BY c.reward DESC LIMIT ?", (category, top))
+        rows = opened.top_creatives(category, top)
         if not rows:
             raise InputError(f"no scored creatives of category {category!r} in the store")
-        images = [np.asarray(Image.open(opened.file_path(r[0])).convert("RGB")) for r in rows]
-        prompts = [json.loads(r[1])["prompt"] for r in rows]
+        images = [np.asarray(Image.open(opened.file_path(r["image_sha256"])).convert("RGB"))
+                  for r in rows]
+        prompts = [r["manifest"]["prompt"] for r in rows]
         model_id = str(ensure_tiny_model().pipeline) if engine == "tiny" else model
         with step_progress("fine-tune") as callback:
             folder = finetune_lora(model_id, images, prompts, out, steps=steps, rank=rank,

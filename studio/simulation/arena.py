@@ -10,7 +10,6 @@ pool; the world judges the creative served.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,8 +49,7 @@ class Arena:
     def from_store(cls, store: Store, users: pd.DataFrame,
                    placements: tuple[str, ...] = ("1:1",)) -> "Arena":
         service = SelectionService(store, config=ServingConfig())
-        rows = store.query("SELECT creative_id, product_id, prompt_id, format, image_sha256, "
-                           "manifest, reward FROM creatives WHERE selected = 1 ORDER BY creative_id")
+        rows = store.creatives(selected_only=True)
         if not rows:
             raise StudioError("the store has no selected creatives; run `studio batch` first")
         index = {r["creative_id"]: i for i, r in enumerate(rows)}
@@ -91,7 +89,7 @@ class Arena:
             store=store, users=users.reset_index(drop=True), placements=tuple(placements),
             products=products, category=dict(service.products),
             creative_ids=[r["creative_id"] for r in rows],
-            prompts=[json.loads(r["manifest"])["prompt"] for r in rows],
+            prompts=[r["manifest"]["prompt"] for r in rows],
             images=[np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB"))
                     for r in rows],
             formats=[r["format"] for r in rows], rewards=rewards,

@@ -18,7 +18,6 @@ the arm. It is saved with the model (``metadata_["prior_impressions"]``) and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,10 +45,9 @@ class Creatives:
 
     @classmethod
     def from_store(cls, store: Store) -> "Creatives":
-        rows = store.query("SELECT creative_id, product_id, cluster_id, format, image_sha256, "
-                           "mask_sha256, manifest FROM creatives ORDER BY creative_id")
+        rows = store.creatives()
         records = [CreativeRecord(
-            r["creative_id"], r["product_id"], r["format"], json.loads(r["manifest"])["prompt"],
+            r["creative_id"], r["product_id"], r["format"], r["manifest"]["prompt"],
             np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
             np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127) for r in rows]
         return cls(records, np.array([r["cluster_id"] for r in rows]))

@@ -185,8 +185,7 @@ def _thumbnail_grid(service: SelectionService, best: dict, path: Path, size: int
             if choice is None:
                 continue
             creative_id = service.creative_of(product_id, choice[0], placement)
-            sha = service.store.query("SELECT image_sha256 FROM creatives WHERE creative_id = ?",
-                                      (creative_id,))[0][0]
+            sha = service.store.creative_image_sha(creative_id)
             image = Image.open(service.store.file_path(sha)).convert("RGB")
             image.thumbnail((size, size))
             grid.paste(image, (col * size + (size - image.width) // 2,

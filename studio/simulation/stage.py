@@ -47,10 +47,8 @@ class Stage:
     @property
     def engine(self) -> str:
         """The engine that rendered the campaign (``auto`` resolved)."""
-        import json
-
-        rows = self.campaign_store.query("SELECT manifest FROM creatives LIMIT 1")
-        return str(json.loads(rows[0][0]).get("engine", "?")) if rows else "none"
+        manifest = self.campaign_store.any_manifest()
+        return str(manifest.get("engine", "?")) if manifest is not None else "none"
 
     def past_creatives(self) -> Creatives:
         if not hasattr(self, "_past"):
