@@ -39,7 +39,8 @@ class Arena:
     pools: dict  # (category, cluster) -> arm ids (fixed order)
     prior: dict  # arm -> prior CTR (None: no reward model)
     prior_impressions: dict  # arm -> calibrated prior strength (None: the service default)
-    pool_creatives: dict  # (category, cluster) -> (n_products * n_placements, K) creative index
+    pool_creatives: dict  # (category, cluster) -> (n_products * n_placements, K) creative
+    #                       index, -1 where the arm has no creative of that product
     static: np.ndarray  # (n_products, n_placements): the best-scored creative for everybody
     clusters: np.ndarray  # (U,) cluster of each user
     contexts: np.ndarray  # (n_placements, U, dim) service contexts
@@ -69,12 +70,10 @@ class Arena:
                 if service.products[product] != key[0]:
                     continue
                 for q, placement in enumerate(placements):
-                    for k, arm in enumerate(arms):
+                    for k, arm in enumerate(arms):  # -1: the arm does not serve it
                         creative = service.creative_of(product, arm, placement)
-                        if creative is None:
-                            raise StudioError(f"arm {arm} has no {placement} creative of "
-                                              f"{product}; render every placement")
-                        table[p * len(placements) + q, k] = index[creative]
+                        if creative is not None:
+                            table[p * len(placements) + q, k] = index[creative]
             pool_creatives[key] = table
         rewards = np.array([np.nan if r["reward"] is None else r["reward"] for r in rows])
         static = np.zeros((len(products), len(placements)), dtype=np.int64)

@@ -71,7 +71,7 @@ def run_campaign(arena: Arena, world: World, policies: dict, *, impressions: int
     names = list(policies) + ["static", "oracle_cluster", "oracle_user"]
     result = CampaignResult(impressions, {n: np.zeros(impressions) for n in names},
                             {n: np.zeros(impressions, dtype=np.int8) for n in names})
-    log = {"pool": [], "index": [], "action": [], "propensity": [], "reward": [], "true": [],
+    log = {"arms": [], "index": [], "action": [], "propensity": [], "reward": [], "true": [],
            "prior_best": []} if log_policy else None
     n_placements = len(arena.placements)
     categories = np.array([arena.category[p] for p in arena.products])
@@ -89,15 +89,21 @@ def run_campaign(arena: Arena, world: World, policies: dict, *, impressions: int
         value = population.ctr(u, creatives, static, t=t, position=positions[rows])
         result.value["static"][rows] = value
         result.clicks["static"][rows] = coins[rows] < value
-        keys = list(zip(categories[p], arena.clusters[u]))
+        # One group per (category, cluster, product, placement): the candidates are the
+        # pool's arms with a creative of this product in this placement (in a category
+        # of several products, an arm may serve only some of them — as in the service).
+        keys = list(zip(categories[p], arena.clusters[u].tolist(), p.tolist(), q.tolist()))
         for key in sorted(set(keys), key=str):
             mine = rows[[k == key for k in keys]]
             pool_key = (str(key[0]), int(key[1]))
-            arms = arena.pools.get(pool_key)
-            if not arms:
-                continue
+            table_row = arena.pool_creatives.get(pool_key, np.empty((0, 0)))
+            table_row = table_row[key[2] * n_placements + key[3]] if len(table_row) else table_row
+            columns = np.flatnonzero(table_row >= 0) if len(table_row) else []
+            if not len(columns):
+                continue  # nothing to serve this product in this cluster: no policy can
+            arms = [arena.pools[pool_key][k] for k in columns]
             um, pm, qm = users[mine], products[mine], placements[mine]
-            candidates = arena.pool_creatives[pool_key][pm * n_placements + qm]  # (n, K)
+            candidates = np.broadcast_to(table_row[columns], (len(mine), len(columns)))
             true = population.ctr(um, creatives, candidates, t=t, position=positions[mine][:, None])
             cluster_best = cluster_means[pool_key[1]][candidates].argmax(axis=1)
             oracle = true[np.arange(len(mine)), cluster_best]
@@ -113,7 +119,7 @@ def run_campaign(arena: Arena, world: World, policies: dict, *, impressions: int
                 result.clicks[name][mine] = clicks
                 policy.learn(batch, chosen, clicks.astype(np.float64))
                 if name == log_policy:
-                    log["pool"] += [pool_key] * len(mine)
+                    log["arms"] += [tuple(arms)] * len(mine)
                     log["index"].append(mine)
                     log["action"].append(chosen)
                     log["propensity"].append(propensity)
@@ -126,13 +132,13 @@ def run_campaign(arena: Arena, world: World, policies: dict, *, impressions: int
         result.regret[name] = result.value["oracle_cluster"] - result.value[name]
     if log is not None:
         order = np.argsort(np.concatenate(log["index"]), kind="stable")
-        result.log = {"pool": [log["pool"][i] for i in order]}
+        result.log = {"arms": [log["arms"][i] for i in order]}
         for key in ("index", "action", "propensity", "reward", "prior_best"):
             result.log[key] = np.concatenate(log[key])[order]
         width = max(t.shape[1] for t in log["true"])  # pools may differ in size: pad
         result.log["true"] = np.concatenate(
             [np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in log["true"]])[order]
-        result.log["n_arms"] = np.array([len(arena.pools[k]) for k in result.log["pool"]])
+        result.log["n_arms"] = np.array([len(arms) for arms in result.log["arms"]])
     return result
 
 

@@ -74,7 +74,7 @@ def check_ope(log: dict, arena, *, chunks: int = 10, seed: int = 0, n_bootstrap:
         "random": valid / log["n_arms"][:, None],
     }
     targets["prior_mixture"] = 0.8 * targets["greedy_prior"] + 0.2 * targets["random"]
-    prior = np.array([[_prior(arena, pool, k) for k in range(width)] for pool in log["pool"]])
+    prior = np.array([[_prior(arena, arms, k) for k in range(width)] for arms in log["arms"]])
     records = []
     for c, rows in enumerate(np.array_split(np.arange(n), chunks)):
         bandit_log = BanditLog(np.zeros((len(rows), 1)), log["action"][rows], log["reward"][rows],
@@ -98,8 +98,8 @@ def check_ope(log: dict, arena, *, chunks: int = 10, seed: int = 0, n_bootstrap:
     return records
 
 
-def _prior(arena, pool, k: int) -> float:
-    arms = arena.pools[pool]
+def _prior(arena, arms: tuple, k: int) -> float:
+    """The prior CTR of the row's k-th candidate (0 past the candidates or without one)."""
     if k >= len(arms) or arena.prior[arms[k]] is None:
         return 0.0
     return float(arena.prior[arms[k]])

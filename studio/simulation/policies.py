@@ -66,11 +66,11 @@ class GreedyOnPrior:
     """The reward model's top arm for the cluster; never learns."""
 
     def __init__(self, arena: Arena, seed: int = 0):
-        self.best = {key: int(np.argmax([_score(arena.prior[a]) for a in arms]))
-                     for key, arms in arena.pools.items()}
+        self.prior = arena.prior
 
     def choose(self, batch: Batch):
-        return np.full(len(batch), self.best[batch.pool]), np.ones(len(batch))
+        best = int(np.argmax([_score(self.prior[a]) for a in batch.arms]))
+        return np.full(len(batch), best), np.ones(len(batch))
 
     def learn(self, batch: Batch, chosen, rewards) -> None:
         """Greedy-on-prior never learns."""
