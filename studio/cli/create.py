@@ -175,11 +175,12 @@ def demo(
                                "drift between the past and the campaign, and during it."),
     seed: int = typer.Option(0, help="Seed of the whole run (and of the simulated world)."),
 ) -> None:
-    """The whole flow on the bundled assets: audience, prompts, renders of a past and a
-    campaign pool, a reward model trained on the past and judged on held-out creatives,
-    arms, a simulated campaign in a hidden-truth world (the served bandit, the real
-    service, greedy-on-prior, random, static, epsilon-greedy, LinUCB, Thompson and the
-    oracles), the learning loop (fixed vs evolving pool) and a report."""
+    """The whole flow on the bundled assets, judged in a hidden-truth world.
+
+    Audience, prompts, renders of a past and a campaign pool, a reward model trained on
+    the past and judged on held-out creatives, arms, a simulated campaign (the served
+    bandit, the real service, greedy-on-prior, random, static, epsilon-greedy, LinUCB,
+    Thompson and the oracles), the learning loop (fixed vs evolving pool) and a report."""
     from pipelines import check_size
 
     from ..files import check_folder_path

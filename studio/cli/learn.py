@@ -26,8 +26,10 @@ def simulate(
                                "a reward model on) or campaign."),
     seed: int = typer.Option(0, help="Seed of the simulated world."),
 ) -> None:
-    """Simulate a uniformly random policy showing the creatives to users of a hidden-truth
-    world (``studio.simulation.world``): a log of impressions and clicks, no true CTRs."""
+    """Simulate impressions of the creatives in the hidden-truth world (a log to train on).
+
+    A uniformly random policy shows the creatives to the users of the world
+    (``studio.simulation.world``); the log has impressions and clicks, no true CTRs."""
     from ..audience import load_users
     from ..files import write_atomic
     from ..scoring import load_creatives
@@ -107,8 +109,9 @@ def finetune(
     model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-inpainting",
                               help="Inpainting checkpoint (sd)."),
 ) -> None:
-    """Fine-tune a LoRA on the highest-reward creatives of a category (CG4CTR's loop);
-    render with it via `studio render --lora OUT`."""
+    """Fine-tune a LoRA on the highest-reward creatives of a category (CG4CTR's loop).
+
+    Render with it via `studio render --lora OUT`."""
     import numpy as np
     from PIL import Image
 

@@ -70,8 +70,9 @@ def serve(
     min_free_mb: float = typer.Option(32.0, help="Free disk space below which /readyz "
                                       "answers 503 and new selections are refused (503)."),
 ) -> None:
-    """Serve the selection API (OpenAPI docs at /docs; /healthz liveness, /readyz
-    readiness)."""
+    """Serve the selection API (OpenAPI docs at /docs).
+
+    /healthz answers liveness, /readyz readiness (the store takes a write)."""
     from ..api import serve as run_server
 
     with cli_errors():
@@ -100,9 +101,10 @@ def evaluate(
     train_share: float = typer.Option(0.5, help="Share of events (oldest first) the bandit "
                                       "learns from; the rest are scored."),
 ) -> None:
-    """Off-policy evaluation (IPS, SNIPS, DR) of a candidate policy on the store's event
-    log, with intervals that stay honest when clicks are rare; refused when the candidate
-    overlaps the log too little."""
+    """Off-policy evaluation (IPS, SNIPS, DR) of a candidate policy on the event log.
+
+    Intervals stay honest when clicks are rare; an estimate is refused when the
+    candidate overlaps the log too little."""
     from ..offline import evaluate_policy
     from ..store import Store
 
