@@ -92,6 +92,39 @@ def photo_png(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory):
+    """A served store: the demo catalog and audience, two prompts per cluster, 64-px
+    backdrop renders (shared by the API tests; copy it with ``fresh_store`` to write)."""
+    from studio.audience import Audience, load_users
+    from studio.batch import BatchSettings, run_batch
+
+    root = tmp_path_factory.mktemp("served")
+    clusters = root / "clusters.json"
+    Audience(5).fit(load_users(REPO / "assets" / "demo" / "users.csv")).save(clusters)
+    run_batch(REPO / "assets/demo/catalog.csv", clusters, root / "store",
+              BatchSettings(per_cluster=2, size="64", engine="backdrop", watermark=False),
+              echo=lambda m: None)
+    return root / "store"
+
+
+@pytest.fixture
+def fresh_store(store_dir, tmp_path):
+    """A copy of ``store_dir`` without events, vacuumed (no free pages: a size cap bites
+    at once), for tests that count updates or break the disk."""
+    import shutil
+
+    from studio.store import Store
+
+    target = tmp_path / "store"
+    shutil.copytree(store_dir, target)
+    store = Store(target)
+    store.clear_campaign()
+    store.connection().execute("VACUUM")
+    store.close()
+    return target
+
+
 def require(component: str, available: bool, reason: str) -> None:
     """Skip a test whose system component (e.g. ``chromium``) is missing — or fail it
     when ``STUDIO_REQUIRE`` names the component (``.ci/run`` sets it: in CI a missing

@@ -13,10 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import REPO
 from studio.api import create_app
-from studio.audience import Audience, load_users
-from studio.batch import BatchSettings, run_batch
 from studio.cli import app as cli
 from studio.errors import StudioError
 from studio.serving import SelectionService
@@ -26,30 +23,6 @@ KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 HIKER = {"age": 31, "income_k": 45.0, "sessions_per_week": 3.0, "device": "mobile",
          "region": "north", "interests": "hiking;camping;mountains"}
-
-
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api")
-    clusters = root / "clusters.json"
-    Audience(5).fit(load_users(REPO / "assets" / "demo" / "users.csv")).save(clusters)
-    run_batch(REPO / "assets/demo/catalog.csv", clusters, root / "store",
-              BatchSettings(per_cluster=2, size="64", engine="backdrop", watermark=False),
-              echo=lambda m: None)
-    return root / "store"
-
-
-@pytest.fixture
-def fresh_store(store_dir, tmp_path):
-    """A copy of the module's store without events, for tests that count updates."""
-    import shutil
-
-    target = tmp_path / "store"
-    shutil.copytree(store_dir, target)
-    store = Store(target)
-    store.clear_campaign()
-    store.close()
-    return target
 
 
 def _select(client, **body):
