@@ -143,11 +143,6 @@ class ServingLog:
         rows = self.query(_EVENT, (event_id,))
         return _logged_event(rows[0]) if rows else None
 
-    def reward_of(self, event_id: str) -> float | None:
-        """The reward recorded for an event, if any."""
-        rows = self.query("SELECT reward FROM rewards WHERE event_id = ?", (event_id,))
-        return float(rows[0][0]) if rows else None
-
     def record_reward(self, event_id: str, reward: float, *,
                       window_s: float) -> RewardOutcome:
         """Check and record a reward in one write transaction (committed on return): the
@@ -167,11 +162,6 @@ class ServingLog:
                 return RewardOutcome("expired", event)
             seq = self._insert_reward(tx, event_id, reward)
         return RewardOutcome("applied", event, None, seq)
-
-    def log_reward(self, event_id: str, reward: float) -> int:
-        """Record a reward without checks (committed on return); returns its ``seq``."""
-        with self.transaction() as tx:
-            return self._insert_reward(tx, event_id, reward)
 
     def rewards_after(self, seq: int = 0) -> list[LoggedReward]:
         """Rewards with a ``seq`` above ``seq``, joined with their events, in ``seq``
