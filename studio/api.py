@@ -139,9 +139,9 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
         raise StudioError(f"maintenance_interval_s must be > 0, got {maintenance_interval_s}")
     expected = f"Bearer {key}".encode()
     store = Store(store_dir)
-    service = SelectionService(store, config=config, snapshot_every=snapshot_every,
-                               feedback_window_s=feedback_window_s, retention_s=retention_s,
-                               min_free_bytes=min_free_bytes)
+    service = SelectionService.open(store, config=config, snapshot_every=snapshot_every,
+                                    feedback_window_s=feedback_window_s, retention_s=retention_s,
+                                    min_free_bytes=min_free_bytes)
     retry_after = {"Retry-After": str(int(retry_after_s))}
     registry = CollectorRegistry()
     requests = Counter("studio_requests_total", "HTTP requests", ["path", "status"],

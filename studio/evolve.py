@@ -49,7 +49,7 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
     if per_cluster < 1 or retire < 0 or min_arms < 1:
         raise StudioError("per-cluster >= 1, retire >= 0 and min-arms >= 1 are needed")
     rules = guidelines or Guidelines()
-    service = SelectionService(store, config=config)
+    service = SelectionService.open(store, config=config)
     audience = service.audience
     round_id = store.last_round() + 1
     chosen, notice = load_engine(engine)

@@ -177,7 +177,19 @@ class Selection:
 
 
 class SelectionService:
-    """Thread-safe selection and feedback over a store."""
+    """Thread-safe selection and feedback over a store.
+
+    ``SelectionService.open(store, ...)`` builds one: the constructor only checks and
+    keeps its settings (no I/O); ``open`` reads the pools and loads the bandits (the
+    newest snapshots plus the rewards logged after them).
+    """
+
+    @classmethod
+    def open(cls, store: Store, **settings) -> "SelectionService":
+        """The service over ``store``, loaded (``settings`` as for the constructor)."""
+        service = cls(store, **settings)
+        service._load()
+        return service
 
     def __init__(self, store: Store, *, config: ServingConfig | None = None,
                  snapshot_every: int = 100, feedback_window_s: float = 7 * 24 * 3600,
@@ -193,6 +205,15 @@ class SelectionService:
         self.retention_s = retention_s
         self.min_free_bytes = int(min_free_bytes)
         self._free = (0.0, 0)  # (checked at, free bytes): the disk floor, checked once a second
+        self.models: dict[str, LinUCB] = {}
+        self._applied_seq: dict[str, int] = {}
+        self._since_snapshot: dict[str, int] = {}
+        self._snapshot_failed: set[str] = set()
+        self._lock = threading.RLock()
+
+    def _load(self) -> None:
+        """Read the audience, products, prompts, arms and creatives; load the bandits."""
+        store = self.store
         self.audience = store.audience()
         self.clusters: dict[int, Cluster] = {c.id: c for c in self.audience.clusters_}
         self.dim = self.audience.centroids_.shape[1] + len(PLACEMENTS)
@@ -200,11 +221,6 @@ class SelectionService:
         self.prompts = store.prompt_texts()
         self.arms = store.active_arms()
         self.creatives: dict[tuple, str] = store.selected_creatives()
-        self.models: dict[str, LinUCB] = {}
-        self._applied_seq: dict[str, int] = {}
-        self._since_snapshot: dict[str, int] = {}
-        self._snapshot_failed: set[str] = set()
-        self._lock = threading.RLock()
         self._load_models()
 
     # ------------------------------------------------------------ decisions

@@ -267,7 +267,7 @@ class Workspace:
         placements = tuple(sorted({c["format"] for c in self.creatives()}))
         arena = Arena.from_store(store, self.users, placements)
         served = ServingConfig(seed=stream)
-        service = SelectionService(store, config=served, snapshot_every=1000)
+        service = SelectionService.open(store, config=served, snapshot_every=1000)
         policies = make_policies(arena, served, seed=stream, service=service,
                                  names=("service", "greedy_prior", "random"))
         done = self.impressions_served()
@@ -321,7 +321,7 @@ class Workspace:
         exploration bonus at the cluster's centroid (percentages)."""
         from .serving import SelectionService
 
-        report = SelectionService(self._store()).arm_report()
+        report = SelectionService.open(self._store()).arm_report()
         return pd.DataFrame([{"cluster": a["cluster_id"], "prompt": a["prompt"][:70],
                               "prior": _percent(a["prior_ctr"]), "pulls": a["pulls"],
                               "CTR": _percent(a["ctr"]), "mean": _percent(a["mean"]),

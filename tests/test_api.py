@@ -140,19 +140,19 @@ def test_concurrent_feedback_loses_nothing(fresh_store):
     store = Store(fresh_store)
     assert store.counts()["rewards"] == len(events)
     # A restart (snapshot + replay of the rewards after it) rebuilds the same state.
-    restarted = SelectionService(store)
+    restarted = SelectionService.open(store)
     for category, model in service.models.items():
         assert restarted.models[category].counts() == model.counts()
 
 
 def test_restart_without_a_clean_shutdown_replays_the_log(fresh_store):
     store = Store(fresh_store)
-    service = SelectionService(store, snapshot_every=1000)
+    service = SelectionService.open(store, snapshot_every=1000)
     for i in range(12):
         chosen = service.select("mug", cluster_id=i % 5)
         service.feedback(chosen.event_id, float(i % 2))
     assert store.query("SELECT COUNT(*) FROM bandit_snapshots")[0][0] == 0  # never snapshotted
-    again = SelectionService(Store(fresh_store))
+    again = SelectionService.open(Store(fresh_store))
     category = service.products["mug"]
     assert again.models[category].counts() == service.models[category].counts()
     for arm in service.models[category].arms:
@@ -192,7 +192,7 @@ def test_metrics_health_and_offline_evaluation(fresh_store):
 def test_offline_evaluation_of_greedy_prior_random_and_another_rule(fresh_store):
     """`studio evaluate` scores the baselines and another decision rule on the served log;
     every estimate carries its effective sample size; bad candidates are refused."""
-    service = SelectionService(Store(fresh_store))
+    service = SelectionService.open(Store(fresh_store))
     for i in range(400):
         chosen = service.select("mug", cluster_id=i % 5)
         service.feedback(chosen.event_id, float(i % 7 == 0))

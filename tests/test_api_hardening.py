@@ -269,7 +269,7 @@ def test_disk_full_during_serving(fresh_store):
     stored = {r["event_id"]: r["reward"]
               for r in store.query("SELECT event_id, reward FROM rewards")}
     assert stored == acknowledged  # none lost, none extra
-    restarted = SelectionService(store)
+    restarted = SelectionService.open(store)
     assert {c: m.counts() for c, m in restarted.models.items()} == counts
     assert sum(sum(c.values()) for c in counts.values()) == len(acknowledged)
 
@@ -421,8 +421,8 @@ def test_every_error_is_json_and_a_500_keeps_the_connection(fresh_store):
 # ------------------------------------------------------------ retention
 def test_retention_prunes_only_events_folded_into_a_snapshot(fresh_store):
     store = Store(fresh_store)
-    service = SelectionService(store, snapshot_every=1000, feedback_window_s=1.0,
-                               retention_s=0.0)
+    service = SelectionService.open(store, snapshot_every=1000, feedback_window_s=1.0,
+                                    retention_s=0.0)
     chosen = [service.select("mug", cluster_id=i % 5) for i in range(20)]
     for c in chosen[:10]:
         service.feedback(c.event_id, 1.0)
@@ -436,6 +436,6 @@ def test_retention_prunes_only_events_folded_into_a_snapshot(fresh_store):
     kept = {r[0] for r in store.query("SELECT event_id FROM events")}
     assert kept == {c.event_id for c in chosen[10:15]} | {recent.event_id}
     assert store.counts()["rewards"] == 5
-    restarted = SelectionService(Store(fresh_store))
+    restarted = SelectionService.open(Store(fresh_store))
     assert {k: m.counts() for k, m in restarted.models.items()} == counts
-    assert SelectionService(Store(fresh_store)).prune() == 0  # retention off by default
+    assert SelectionService.open(Store(fresh_store)).prune() == 0  # retention off by default

@@ -58,7 +58,7 @@ def _active(store):
 
 
 def test_a_round_retires_adds_and_warm_starts_as_recorded(store, reward_model):
-    service = SelectionService(store)
+    service = SelectionService.open(store)
     for i in range(40):  # some traffic so that the learned means differ
         chosen = service.select("mug", cluster_id=i % 5)
         service.feedback(chosen.event_id, float(i % 3 == 0))
@@ -83,7 +83,7 @@ def test_a_round_retires_adds_and_warm_starts_as_recorded(store, reward_model):
     assert len(after) == len(before)  # one out, one in per pool
     # The retired arms keep their logged events; the service serves the new pool.
     assert store.counts()["events"] == 40
-    restarted = SelectionService(store)
+    restarted = SelectionService.open(store)
     assert set(restarted.arms) == after
     category = restarted.products["mug"]
     new_arm = next(p["added"][0] for p in record["pools"] if p["category"] == category)

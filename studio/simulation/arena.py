@@ -49,7 +49,7 @@ class Arena:
     @classmethod
     def from_store(cls, store: Store, users: pd.DataFrame,
                    placements: tuple[str, ...] = ("1:1",)) -> "Arena":
-        service = SelectionService(store, config=ServingConfig())
+        service = SelectionService.open(store, config=ServingConfig())
         rows = store.creatives(selected_only=True)
         if not rows:
             raise StudioError("the store has no selected creatives; run `studio batch` first")

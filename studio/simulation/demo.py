@@ -43,7 +43,7 @@ def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:
     prepared = prepare_world(stage, world, seed=seed)
     prepared.model.save(out / "reward-model.npz")
     served = ServingConfig(seed=seed)
-    service = SelectionService(stage.campaign_store, config=served, snapshot_every=1000)
+    service = SelectionService.open(stage.campaign_store, config=served, snapshot_every=1000)
     policies = make_policies(prepared.arena, served, seed=seed, service=service)
     echo(f"simulating {impressions:,} impressions for {len(policies)} policies (the service's "
          "through the real selection service)")

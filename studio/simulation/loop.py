@@ -51,7 +51,7 @@ def run_loop(stage: Stage, prepared: Prepared, work: Path, *, rounds: int = 3,
     for r in range(rounds):
         for name, store in stores.items():
             arena = Arena.from_store(store, stage.campaign_users, stage.placements)
-            service = SelectionService(store, config=served, snapshot_every=10**9)
+            service = SelectionService.open(store, config=served, snapshot_every=10**9)
             campaign = run_campaign(arena, prepared.world, {"served": ServiceChoice(arena, service)},
                                     impressions=impressions, seed=seed * 1000 + r,
                                     window=(r / rounds, (r + 1) / rounds), progress=False)
