@@ -14,7 +14,7 @@ Every error is JSON ``{"error": message}`` and keeps the connection open:
 - 422 invalid input, the field named: unknown request fields; a ``user`` key that is not
   one of the store audience's columns (named in the error, never processed); a number that
   is not finite or beyond ±1e9; text over 1,000 characters; over 100 interest tags
-  (see ``studio.audience.check_user_features``);
+  (see ``studio.user_features.check_user_features``);
 - 503 + ``Retry-After`` when the store cannot be written (full or read-only disk, I/O
   error): nothing was recorded; the service recovers by itself once writes succeed;
   selections are also refused while the disk has less than ``min_free_bytes`` free;

@@ -46,9 +46,10 @@ import pandas as pd
 from bandit import CTRPrior, LinUCB
 from pipelines.placement import FORMATS
 
-from .audience import USER_ID, Cluster, check_user_features, encode, validate_users
+from .audience import USER_ID, Cluster, encode, validate_users
 from .errors import StudioError
 from .store import Store
+from .user_features import check_user_features
 
 #: The ad formats a request may name (defined once, in ``pipelines.placement``).
 PLACEMENTS = tuple(FORMATS)
