@@ -27,7 +27,8 @@ def batch(
     formats: str = typer.Option("1:1", help="Comma-separated ad formats."),
     seeds: str = typer.Option("0", help="Comma-separated seeds per prompt."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
-    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH."),
+    size: Optional[str] = typer.Option(None, help="Canvas long side or WxH (at most 2048 px: "
+                                       "STUDIO_MAX_SIZE)."),
     top_m: int = typer.Option(2, help="Prompts per (product, cluster) kept as arms."),
     k: Optional[int] = typer.Option(None, "--k", help="Clusters (default: by silhouette)."),
     max_bytes: Optional[float] = typer.Option(None, help="Refuse to run when the store would "
