@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 # Before anything imports huggingface_hub (it reads these at import time).
@@ -123,6 +127,34 @@ def fresh_store(store_dir, tmp_path):
     store.connection().execute("VACUUM")
     store.close()
     return target
+
+
+@contextmanager
+def running(application):
+    """An ASGI app under a real uvicorn server in a thread, on a free port; yields
+    (base URL, port) once ``/healthz`` answers, stops the server after."""
+    import httpx
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
+                                           log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    try:
+        yield base, port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def require(component: str, available: bool, reason: str) -> None:

@@ -4,7 +4,6 @@ restart, metrics, and OPE on the resulting log."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from conftest import running
 from studio.api import create_app
 from studio.cli import app as cli
 from studio.errors import StudioError
@@ -92,48 +92,27 @@ def test_duplicate_feedback_updates_once(fresh_store):
         assert arms[event["arm_id"]]["updates"] == 1 and arms[event["arm_id"]]["clicks"] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_concurrent_feedback_loses_nothing(fresh_store):
-    import uvicorn
-
     application = create_app(fresh_store, api_key=KEY, snapshot_every=7)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    with httpx.Client(base_url=base, headers=AUTH, timeout=10) as client:
-        events = [client.post("/v1/select", json={"product_id": p, "cluster_id": i % 5}).json()
-                  for i, p in enumerate(["mug", "sneaker", "bottle", "handbag"] * 30)]
     statuses: list[str] = []
     lock = threading.Lock()
-
-    def send(part):
+    with running(application) as (base, _):
         with httpx.Client(base_url=base, headers=AUTH, timeout=10) as client:
-            for e in events[part::4] + events[:20]:  # the first 20 are sent by every thread
-                r = client.post("/v1/feedback", json={"event_id": e["event_id"], "reward": 1.0})
-                with lock:
-                    statuses.append(r.json()["status"])
+            events = [client.post("/v1/select", json={"product_id": p, "cluster_id": i % 5}).json()
+                      for i, p in enumerate(["mug", "sneaker", "bottle", "handbag"] * 30)]
 
-    workers = [threading.Thread(target=send, args=(p,)) for p in range(4)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    server.should_exit = True
-    thread.join(timeout=10)
+        def send(part):
+            with httpx.Client(base_url=base, headers=AUTH, timeout=10) as client:
+                for e in events[part::4] + events[:20]:  # the first 20 are sent by every thread
+                    r = client.post("/v1/feedback", json={"event_id": e["event_id"], "reward": 1.0})
+                    with lock:
+                        statuses.append(r.json()["status"])
+
+        workers = [threading.Thread(target=send, args=(p,)) for p in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
     assert statuses.count("applied") == len(events)
     service = application.state.service
     assert sum(sum(m.counts().values()) for m in service.models.values()) == len(events)

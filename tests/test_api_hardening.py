@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from conftest import running
 from studio.api import create_app
 from studio.cli import app as cli
 from studio.serving import SelectionService
@@ -27,36 +26,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 HIKER = {"age": 31, "income_k": 45.0, "sessions_per_week": 3.0, "device": "mobile",
          "region": "north", "interests": "hiking;camping;mountains"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running(application):
-    """The app under a real uvicorn server in a thread, on a free port."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    try:
-        yield base, port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _select_body(**changes) -> dict:

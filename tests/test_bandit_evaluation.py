@@ -147,18 +147,8 @@ def test_estimators_agree_with_obp():
     log = _uniform_log(rng, click_prob, 4000)
     dist = target(log.contexts)
     q = estimate_rewards(LogisticRegression(), log, log.contexts)
-    inputs = dict(reward=log.rewards, action=log.actions, pscore=log.propensities,
-                  action_dist=dist[:, :, None], position=np.zeros(len(log), dtype=int))
-    theirs = {
-        "ips": obp_ope.InverseProbabilityWeighting().estimate_policy_value(**inputs),
-        "snips": obp_ope.SelfNormalizedInverseProbabilityWeighting().estimate_policy_value(**inputs),
-        "dr": obp_ope.DoublyRobust().estimate_policy_value(
-            **inputs, estimated_rewards_by_reg_model=q[:, :, None]),
-    }
-    ours = {"ips": ips(log, dist).value, "snips": snips(log, dist).value,
-            "dr": dr(log, dist, q).value}
-    for name in ours:
-        assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
+    _assert_matches_obp(obp_ope, log, dist, q, dist[:, :, None], q[:, :, None],
+                        np.zeros(len(log), dtype=int))
 
 
 # --------------------------------------------------------------- honest intervals
@@ -329,18 +319,7 @@ def test_position_estimates_agree_with_obp():
     rng = np.random.default_rng(9)
     dist = rng.dirichlet(np.ones(ARMS), size=(len(log), 3)).transpose(0, 2, 1)
     q = ctr[users] * rng.uniform(0.5, 1.5, ctr[users].shape)
-    inputs = dict(reward=log.rewards, action=log.actions, pscore=log.propensities,
-                  action_dist=dist, position=log.positions)
-    theirs = {
-        "ips": obp_ope.InverseProbabilityWeighting().estimate_policy_value(**inputs),
-        "snips": obp_ope.SelfNormalizedInverseProbabilityWeighting().estimate_policy_value(**inputs),
-        "dr": obp_ope.DoublyRobust().estimate_policy_value(
-            **inputs, estimated_rewards_by_reg_model=q),
-    }
-    ours = {"ips": ips(log, dist).value, "snips": snips(log, dist).value,
-            "dr": dr(log, dist, q).value}
-    for name in ours:
-        assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
+    _assert_matches_obp(obp_ope, log, dist, q, dist, q, log.positions)
 
 
 def test_bad_positions_and_options_raise_clear_errors():
@@ -387,3 +366,19 @@ def test_bad_positions_and_options_raise_clear_errors():
     for call, pattern in cases:
         with pytest.raises(BanditError, match=pattern):
             call()
+
+
+def _assert_matches_obp(obp_ope, log, dist, q, their_dist, their_q, positions):
+    """Our IPS, SNIPS and DR equal obp's (given obp's shapes: a slot axis) to 1e-9."""
+    inputs = dict(reward=log.rewards, action=log.actions, pscore=log.propensities,
+                  action_dist=their_dist, position=positions)
+    theirs = {
+        "ips": obp_ope.InverseProbabilityWeighting().estimate_policy_value(**inputs),
+        "snips": obp_ope.SelfNormalizedInverseProbabilityWeighting().estimate_policy_value(**inputs),
+        "dr": obp_ope.DoublyRobust().estimate_policy_value(
+            **inputs, estimated_rewards_by_reg_model=their_q),
+    }
+    ours = {"ips": ips(log, dist).value, "snips": snips(log, dist).value,
+            "dr": dr(log, dist, q).value}
+    for name in ours:
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
