@@ -26,7 +26,7 @@ from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
 from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
 from studio.catalog import categories as known_categories, check_category  # noqa: E402
 from studio.errors import USER_ERRORS, StudioError  # noqa: E402
-from studio.serving import PLACEMENTS  # noqa: E402
+from studio.serving_config import PLACEMENTS  # noqa: E402
 from studio.simulation.report import COLOURS  # noqa: E402
 from studio.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
 

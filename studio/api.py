@@ -50,8 +50,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import USER_ERRORS, StudioError
-from .serving import (PLACEMENTS, Conflict, NotFound, RewardConflict, SelectionService,
-                      ServingConfig, StoreUnavailable, storage_fault)
+from .serving import (Conflict, NotFound, RewardConflict, SelectionService, StoreUnavailable,
+                      storage_fault)
+from .serving_config import PLACEMENTS, ServingConfig
 from .store import Store
 
 EVENT_ID = re.compile(r"^[0-9a-f]{32}$")

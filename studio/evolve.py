@@ -34,7 +34,8 @@ from .guidelines import Guidelines
 from .prompts import SLOTS, TemplateGenerator, category_product, load_vocabulary
 from .render import DEFAULT_NEGATIVE_PROMPT, RenderOptions, finish, prepare, render
 from .scoring import CreativeRecord, creative_tables
-from .serving import SelectionService, ServingConfig
+from .serving import SelectionService
+from .serving_config import ServingConfig
 from .store import Store
 from .store.pools import prompt_id
 

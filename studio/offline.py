@@ -25,7 +25,7 @@ from bandit import BanditError
 from bandit.evaluation import BanditLog, dr, ips, snips
 
 from .errors import StudioError
-from .serving import ServingConfig, arm_prior, new_model
+from .serving_config import ServingConfig, arm_prior, new_model
 from .store import Store
 
 CANDIDATES = ("bandit", "greedy_prior", "random")

@@ -251,7 +251,8 @@ class Workspace:
         there), greedy-on-prior, random, the static creative and the per-cluster oracle.
         Each call draws a new stream (from ``seed`` and the call's number) and covers the
         next ``impressions / CAMPAIGN_LENGTH`` (``studio.simulation.session``) of the world's campaign time."""
-        from .serving import SelectionService, ServingConfig
+        from .serving import SelectionService
+        from .serving_config import ServingConfig
         from .simulation.arena import Arena
         from .simulation.policies import make_policies
 

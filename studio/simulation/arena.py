@@ -17,7 +17,8 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import StudioError
-from ..serving import SelectionService, ServingConfig
+from ..serving import SelectionService
+from ..serving_config import ServingConfig
 from ..store import Store
 from .world import CreativeSet, World
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..evolve import catalog_images, evolve
-from ..serving import SelectionService, ServingConfig
+from ..serving import SelectionService
+from ..serving_config import ServingConfig
 from ..store import Store
 from .arena import Arena
 from .campaign import run_campaign

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import StudioError
-from ..serving import SelectionService, ServingConfig, arm_prior, model_features, new_model
+from ..serving import SelectionService
+from ..serving_config import ServingConfig, arm_prior, model_features, new_model
 from .arena import Arena
 
 
