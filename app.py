@@ -1,10 +1,15 @@
-"""Creative Studio web UI (Gradio Blocks): a thin face over ``studio.workspace``.
+"""Creative Studio web UI (Gradio Blocks): a thin face over ``studio.ui.workspace``.
 
     python app.py [--port 7860]
 
 serves on 127.0.0.1 and prints the URL. Tabs follow the flow: Product → Audience →
 Prompts → Render → Campaign → Export. Every error shows as one readable line at the top of
 the page; nothing here holds logic of its own.
+
+Why this module is long: ``build`` lays out every tab of the page in one function: Gradio
+wires events to components inside one ``Blocks`` context, so the layout cannot be split
+without passing every component around. The handlers above it are short and hold no logic
+(they call ``Workspace``).
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ import gradio as gr  # noqa: E402
 from pipelines import check_size, max_side  # noqa: E402
 from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
 from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
-from studio.catalog import categories as known_categories, check_category  # noqa: E402
+from studio.inputs.catalog import categories as known_categories, check_category  # noqa: E402
 from studio.errors import USER_ERRORS, StudioError  # noqa: E402
-from studio.serving_config import PLACEMENTS  # noqa: E402
+from studio.serving.config import PLACEMENTS  # noqa: E402
 from studio.simulation.report import COLOURS  # noqa: E402
-from studio.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
+from studio.ui.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
 
 FORMATS = list(PLACEMENTS)  # the ad formats, defined once in pipelines.placement
 CAMPAIGN_NOTE = ("Clicks here come from a simulated world whose truth the studio cannot see "
@@ -158,7 +163,7 @@ def simulate(impressions, state):
 @guarded(outputs=3)
 def complete_outfit(items, category, history, engine, state):
     """Generate the missing item of an outfit for the history's taste (DiFashion)."""
-    from studio.outfit import run_outfit
+    from studio.creatives.outfit import run_outfit
 
     ws = _workspace(state)
     if not items:

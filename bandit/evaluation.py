@@ -37,6 +37,11 @@ replay intervals (means of rewards); an IPS or DR bootstrap may leave it. Below
 ``min_ess`` (default 10) no interval is worth reporting and the estimators refuse; below
 100 the estimate carries a warning. On synthetic logs of that shape the widened intervals
 cover 96–98 %; where a few heavy weights dominate they are conservative (99–100 %).
+
+Why this module is long: the estimators share one log type, one weighting and one
+interval rule (resampling united with a Wilson bound at the effective sample size,
+refused below ``min_ess``); most of the length is the account above of why that rule is
+needed, which belongs beside the code that applies it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ sampling (Agrawal & Goyal, 2013): each arm's score is a draw from its posterior 
 N(θᵀx, α²·xᵀA⁻¹x) (α is the posterior scale here); it draws ``thompson_draws`` score
 vectors, plays the argmax of the first, and reports the share of draws each arm wins
 as its propensity (an estimate, floored at 1/``thompson_draws``).
+
+Why this module is long: ``LinUCB`` is one model whose stacked arm arrays, packed float32
+scoring copy, Sherman–Morrison updates, priors, policies and persistence must change
+together (adding or removing an arm, an update and a refresh each touch all of them);
+split across modules, every change would reach into the others' private arrays.
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ KEY = "bench-key"
 
 
 def build_store(folder: Path) -> Path:
-    from studio.audience import Audience, load_users
-    from studio.batch import BatchSettings, run_batch
+    from studio.inputs.audience import Audience
+    from studio.inputs.tables import load_users
+    from studio.learning.batch import BatchSettings, run_batch
 
     clusters = folder / "clusters.json"
     Audience(5).fit(load_users(ROOT / "assets/demo/users.csv")).save(clusters)

@@ -36,8 +36,9 @@ def main() -> None:
     from sklearn.cluster import MiniBatchKMeans
     from sklearn.metrics import adjusted_rand_score
 
-    from studio.audience import Audience, encode, load_users
-    from studio.catalog import ProductInfo
+    from studio.inputs.audience import Audience
+    from studio.inputs.tables import encode, load_users
+    from studio.inputs.catalog import ProductInfo
     from studio.prompts import TemplateGenerator
 
     demo = load_users(ROOT / "assets" / "demo" / "users.csv")

@@ -65,7 +65,7 @@ def _run_world(task):
 
     torch.set_num_threads(1)
     args, seed, condition = task
-    from studio.serving_config import ServingConfig
+    from studio.serving.config import ServingConfig
     from studio.simulation.evaluation import evaluate_world
 
     stage = _worker_stage(args)
@@ -82,7 +82,7 @@ def _run_loop(task):
 
     torch.set_num_threads(1)
     args, seed = task
-    from studio.serving_config import ServingConfig
+    from studio.serving.config import ServingConfig
     from studio.simulation.loop import run_loop
     from studio.simulation.stage import prepare_world
     from studio.simulation.world import World

@@ -42,7 +42,7 @@ def main() -> None:
 
     from pipelines import generation_mask, keep_weights, load_product
     from pipelines.engines import load_engine
-    from studio.render import RenderOptions, prepare, publish, render
+    from studio.creatives.render import RenderOptions, prepare, publish, render
 
     torch.set_num_threads(1)
     engine, _ = load_engine("tiny")

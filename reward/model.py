@@ -12,6 +12,11 @@ Rows are single impressions (clicks 0/1) or aggregates (``clicks`` out of
 ``impressions``). scikit-learn fits the parameters; they are then exported to plain
 arrays, so predictions use one numpy path, before and after ``save``/``load`` (a
 versioned npz + JSON file, no pickle).
+
+Why this module is long: ``CTRModel`` fits with scikit-learn and predicts with its own
+exported arrays; the fit, the export, the numpy prediction path and ``save``/``load``
+must agree on one parameter layout, so they stay in one class. The metrics after it (AUC,
+log-loss, ECE, pairwise accuracy) are short and judge that model's scores.
 """
 
 from __future__ import annotations

@@ -100,8 +100,9 @@ def photo_png(tmp_path) -> Path:
 def store_dir(tmp_path_factory):
     """A served store: the demo catalog and audience, two prompts per cluster, 64-px
     backdrop renders (shared by the API tests; copy it with ``fresh_store`` to write)."""
-    from studio.audience import Audience, load_users
-    from studio.batch import BatchSettings, run_batch
+    from studio.inputs.audience import Audience
+    from studio.inputs.tables import load_users
+    from studio.learning.batch import BatchSettings, run_batch
 
     root = tmp_path_factory.mktemp("served")
     clusters = root / "clusters.json"

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import running
-from studio.api import create_app
+from studio.serving.api import create_app
 from studio.cli import app as cli
 from studio.errors import StudioError
-from studio.serving import SelectionService
+from studio.serving.service import SelectionService
 from studio.store import Store
 
 KEY = "test-key"

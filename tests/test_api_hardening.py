@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import running
-from studio.api import create_app
+from studio.serving.api import create_app
 from studio.cli import app as cli
-from studio.serving import SelectionService
+from studio.serving.service import SelectionService
 from studio.store import Store
 
 KEY = "test-key"
@@ -150,7 +150,7 @@ def test_body_limit_is_413_also_for_chunked_bodies(fresh_store):
 
 def test_serve_passes_the_new_options(monkeypatch, store_dir):
     seen = {}
-    monkeypatch.setattr("studio.api.serve", lambda store, **kw: seen.update(kw))
+    monkeypatch.setattr("studio.serving.api.serve", lambda store, **kw: seen.update(kw))
     result = CliRunner().invoke(cli, ["serve", "--store", str(store_dir), "--api-key", KEY,
                                       "--max-body-bytes", "1000", "--retain-days", "2",
                                       "--min-free-mb", "1"])
@@ -339,7 +339,7 @@ def test_api_key_is_compared_in_constant_time(fresh_store, monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("studio.api.hmac.compare_digest", recording)
+    monkeypatch.setattr("studio.serving.api.dependencies.hmac.compare_digest", recording)
     with TestClient(create_app(fresh_store, api_key=KEY)) as client:
         assert client.post("/v1/select", json=_select_body(),
                            headers={"Authorization": "Bearer nope"}).status_code == 401

@@ -6,6 +6,9 @@ function (the heavy imports live in functions), relative ones resolved against t
 package. ``from package import name`` is an edge to ``package.name`` when that is a module,
 else to ``package``. (The command line used to register its commands through a cycle:
 ``studio.cli`` imported ``studio.commands.*``, which imported the app back.)
+
+The studio's role packages depend one way (``LAYERS``), and a module over ``LONG`` lines
+says why it stays whole (a docstring line starting with ``REASON``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,25 @@ from conftest import REPO
 
 PACKAGES = ("studio", "pipelines", "reward", "bandit")
 LIBRARIES = ("pipelines", "reward", "bandit")
+#: The studio's roles, lowest layer first: a module imports from its own layer or earlier
+#: ones only. The shared top-level utilities are the lowest; the package itself and
+#: ``python -m studio`` the highest. (``Store.audience()`` imports ``inputs``: earlier.)
+LAYERS = (
+    ("errors", "files", "progress", "assets"),  # shared utilities (studio/*.py)
+    ("inputs",),      # catalogs, user tables, audiences, user features, brand guidelines
+    ("prompts",),     # prompt writers
+    ("creatives",),   # render + publish, pools, outfits, published records
+    ("store",),       # all SQL
+    ("serving",),     # the selection service, its configuration, the HTTP API
+    ("learning",),    # scoring, batch, arms, evolve (runs the service), offline evaluation
+    ("simulation",),  # the hidden-truth world and everything judged in it
+    ("ui", "cli"),    # the faces
+    ("__init__", "__main__"),
+)
+#: Lines above which a module must say why it is not split, in a docstring line that
+#: starts with ``REASON``.
+LONG = 300
+REASON = "Why this module is long:"
 
 
 def module_files() -> dict[str, Path]:
@@ -103,7 +125,7 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_relative_function_level_and_package_imports():
     graph = import_graph()
     assert "studio.cli.errors" in graph["studio.cli.create"]  # `from .errors import ...`
-    assert "studio.outfit" in graph["studio.cli.create"]  # inside the command function
+    assert "studio.creatives.outfit" in graph["studio.cli.create"]  # inside the command function
     assert "studio.cli.main" in graph["studio.cli"]  # `from .main import app`
     assert {"studio.cli.create", "studio.cli.reward", "studio.cli.store"} <= graph["studio.cli.main"]
     assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -162,3 +184,45 @@ def test_store_repository_mixins_do_not_shadow_each_other():
                 continue
             assert name not in owners, f"{name} is defined in both {owners[name]} and {cls.__name__}"
             owners[name] = cls.__name__
+
+
+def layer(module: str) -> int:
+    """The layer of a studio module: the index in ``LAYERS`` of its role (``studio.X...``)."""
+    parts = module.split(".")
+    role = parts[1] if len(parts) > 1 else "__init__"
+    for index, roles in enumerate(LAYERS):
+        if role in roles:
+            return index
+    raise AssertionError(f"{module} has no layer: add its role to LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(module, target) for every studio import of a later layer than the module's."""
+    return sorted((module, target) for module, targets in graph.items()
+                  if module.split(".")[0] == "studio"
+                  for target in targets
+                  if target.split(".")[0] == "studio" and layer(target) > layer(module))
+
+
+def test_the_studio_roles_depend_one_way():
+    graph = import_graph()
+    assert upward_imports({"studio.inputs.a": {"studio.learning.b", "studio.errors"},
+                           "studio.learning.b": {"studio.inputs.a", "studio.serving.c"},
+                           "studio.serving.c": set()}) == [("studio.inputs.a", "studio.learning.b")]
+    assert "studio.inputs.audience" in graph["studio.store.store"]  # lazily, an earlier layer
+    assert upward_imports(graph) == []
+
+
+def test_every_long_module_says_why_it_stays_whole():
+    paths = sorted(module_files().values()) + sorted(REPO.glob("*.py"))
+    silent = []
+    for path in paths:
+        text = path.read_text()
+        lines = len(text.splitlines())
+        if lines <= LONG:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if not any(line.startswith(REASON) and len(line) > len(REASON) + 20
+                   for line in docstring.splitlines()):
+            silent.append(f"{path.relative_to(REPO).as_posix()} ({lines} lines)")
+    assert not silent, f"split these modules or say why they stay whole ({REASON!r}): {silent}"

@@ -11,7 +11,8 @@ from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 from conftest import REPO
-from studio.audience import Audience, load_users
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
 from studio.cli import app
 from studio.errors import StudioError
 

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from conftest import PYTHON, REPO, python_env
-from studio.audience import Audience, load_users
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
 from studio.store import MIGRATIONS, Store
 
 CATALOG = REPO / "assets" / "demo" / "catalog.csv"

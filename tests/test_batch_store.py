@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import PYTHON, REPO, python_env
-from studio.audience import Audience, load_users
-from studio.batch import BatchSettings, run_batch
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
+from studio.learning.batch import BatchSettings, run_batch
 from studio.cli import app
 from studio.errors import StudioError
 from studio.store import Store

@@ -9,12 +9,13 @@ import pytest
 
 from conftest import REPO
 from reward import CTRModel
-from studio.audience import Audience, load_users
-from studio.batch import BatchSettings, run_batch
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
+from studio.learning.batch import BatchSettings, run_batch
 from studio.errors import StudioError
-from studio.evolve import catalog_images, evolve, rollback, rounds
-from studio.guidelines import Guidelines
-from studio.serving import SelectionService
+from studio.learning.evolve import catalog_images, evolve, rollback, rounds
+from studio.inputs.guidelines import Guidelines
+from studio.serving.service import SelectionService
 from studio.store import Store
 
 CATALOG = REPO / "assets" / "demo" / "catalog.csv"

@@ -12,8 +12,9 @@ from conftest import REPO, draw_cutout
 from pipelines import CreativeRenderer, InputError, place, product_from_arrays
 from pipelines.engines import ensure_tiny_model, load_engine
 from pipelines.finetune import finetune_lora
-from studio.audience import Audience, load_users
-from studio.batch import BatchSettings, run_batch
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
+from studio.learning.batch import BatchSettings, run_batch
 from studio.cli import app
 from studio.store import Store
 

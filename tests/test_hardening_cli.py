@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from conftest import PYTHON, REPO, python_env
 from pipelines import InputError, canvas_size, load_product
-from studio.audience import Audience, load_users
-from studio.batch import BatchSettings, run_batch
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
+from studio.learning.batch import BatchSettings, run_batch
 from studio.cli import app
 from studio.store import Store
 
@@ -89,7 +90,7 @@ def test_batch_refuses_a_huge_size_before_creating_the_store(tmp_path, clusters_
     def reached(*args, **kwargs):
         raise Reached("the engine was loaded")
 
-    monkeypatch.setattr("studio.batch.load_engine", reached)
+    monkeypatch.setattr("studio.learning.batch.load_engine", reached)
     store = tmp_path / "store"
     result = runner.invoke(app, ["batch", str(CATALOG), "--audience", str(clusters_file),
                                  "--store", str(store), "--size", "4096", "--engine",
@@ -112,7 +113,7 @@ def test_demo_refuses_a_huge_size_before_it_starts(tmp_path, monkeypatch):
 
 def test_ui_size_field_is_bounded_before_the_engine_loads(monkeypatch):
     import app as ui
-    from studio.workspace import Workspace
+    from studio.ui.workspace import Workspace
 
     calls = []
     monkeypatch.setattr(Workspace, "render", lambda self, **kw: calls.append(kw) or [])
@@ -368,11 +369,12 @@ def test_user_tables_clusters_and_logs_are_read_with_a_cap(tmp_path, monkeypatch
     """User tables, clusters files, impression logs and manifests are bounded reads of
     regular files: /dev/zero and over-size files are one clear error, never a read of
     the whole stream."""
-    import studio.audience as audience_module
-    import studio.scoring as scoring_module
-    from studio.audience import Audience, load_users
+    import studio.inputs.tables as tables_module
+    import studio.learning.scoring as scoring_module
+    from studio.inputs.audience import Audience
+    from studio.inputs.tables import load_users
     from studio.errors import StudioError
-    from studio.scoring import read_log
+    from studio.learning.scoring import read_log
 
     with pytest.raises(StudioError, match="not a regular file"):
         load_users(_zero_link(tmp_path, "u.csv"))
@@ -382,7 +384,7 @@ def test_user_tables_clusters_and_logs_are_read_with_a_cap(tmp_path, monkeypatch
         read_log(_zero_link(tmp_path, "log.csv"))
     table = tmp_path / "users.csv"
     table.write_text("user_id,age\nu1,30\nu2,40\n")
-    monkeypatch.setattr(audience_module, "MAX_DATA_BYTES", 10)
+    monkeypatch.setattr(tables_module, "MAX_DATA_BYTES", 10)
     with pytest.raises(StudioError, match="user table"):
         load_users(table)
     log = tmp_path / "log2.csv"

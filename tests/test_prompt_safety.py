@@ -14,11 +14,14 @@ from typer.testing import CliRunner
 
 from conftest import REPO
 from studio.assets import assets_dir
-from studio.audience import Audience, Cluster, load_users
-from studio.catalog import ProductInfo, load_catalog
+from studio.inputs.audience import Audience
+from studio.inputs.clusters import Cluster
+from studio.inputs.tables import load_users
+from studio.inputs.catalog import ProductInfo, load_catalog
 from studio.errors import StudioError
-from studio.guidelines import Guidelines
-from studio.prompts import TemplateGenerator, _LanguageModelGenerator, build_messages, load_vocabulary
+from studio.inputs.guidelines import Guidelines
+from studio.prompts import TemplateGenerator, build_messages, load_vocabulary
+from studio.prompts.language import _LanguageModelGenerator
 
 runner = CliRunner()
 MUG = REPO / "assets" / "products" / "mug.png"
@@ -48,14 +51,14 @@ def clusters_file(tmp_path_factory):
 @pytest.mark.parametrize("name", ["../../etc/passwd", "kitchenware/../../x", "Kitchenware",
                                   "kitchen ware", "", "toys", "common", "x" * 300])
 def test_only_known_category_names_pass(name):
-    from studio.catalog import check_category
+    from studio.inputs.catalog import check_category
 
     with pytest.raises(StudioError, match="category"):
         check_category(name)
 
 
 def test_known_categories_are_generic_and_the_vocabulary_files():
-    from studio.catalog import categories, check_category
+    from studio.inputs.catalog import categories, check_category
 
     assert categories()[0] == "generic" and "kitchenware" in categories()
     assert "common" not in categories()
@@ -104,7 +107,7 @@ def test_catalog_csv_refuses_a_category_traversal(tmp_path, clusters_file, evil_
 
 def test_ui_product_category_refuses_a_traversal(evil_category):
     import app as ui
-    from studio.workspace import Workspace
+    from studio.ui.workspace import Workspace
 
     for name in (evil_category, "toys"):
         status, *rest, state = ui.load_product(str(MUG), None, name, "", None)

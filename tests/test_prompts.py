@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from studio.audience import Audience, Cluster, load_users
-from studio.catalog import ProductInfo
+from studio.inputs.audience import Audience
+from studio.inputs.clusters import Cluster
+from studio.inputs.tables import load_users
+from studio.inputs.catalog import ProductInfo
 from reward.embeddings import embed
 from studio.errors import StudioError
-from studio.guidelines import Guidelines
+from studio.inputs.guidelines import Guidelines
 from studio.prompts import (
     LLMGenerator,
     OpenAIGenerator,

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipelines import load_product
 from studio import files as files_module
-from studio.render import RenderOptions, prepare, publish, render
+from studio.creatives.render import RenderOptions, prepare, publish, render
 
 REQUIRED = {"id", "image", "mask", "engine", "model_id", "prompt", "negative_prompt", "seed",
             "steps", "guidance", "mode", "format", "size", "placement", "product", "scores",

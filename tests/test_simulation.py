@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from studio.audience import load_users
-from studio.serving_config import ServingConfig
+from studio.inputs.tables import load_users
+from studio.serving.config import ServingConfig
 from studio.simulation.arena import Arena
 from studio.simulation.campaign import regret_at, run_campaign
 from studio.simulation.evaluation import check_ope, paired_interval

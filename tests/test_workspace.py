@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import REPO, draw_photo
 from studio.errors import StudioError
 from studio.simulation.session import CAMPAIGN_LENGTH, campaign_window
-from studio.workspace import SHOWN_POLICIES, Workspace
+from studio.ui.workspace import SHOWN_POLICIES, Workspace
 
 USERS = REPO / "assets" / "demo" / "users.csv"
 

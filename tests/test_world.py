@@ -13,7 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO
-from studio.audience import Audience, load_users
+from studio.inputs.audience import Audience
+from studio.inputs.tables import load_users
 from studio.cli import app
 from studio.errors import StudioError
 from studio.simulation.world import CONCEPTS, FORMATS, World, WorldConfig, concept_vector
@@ -47,7 +48,7 @@ def pool(users, tmp_path_factory):
     """The studio's own pools: every demo product x cluster x 6 template prompts (backdrop
     renders), with the audience that wrote them."""
     from pipelines.engines import load_engine
-    from studio.pool import render_pool
+    from studio.creatives.pool import render_pool
     from studio.prompts import TemplateGenerator
 
     audience = Audience(5).fit(users)
@@ -185,9 +186,8 @@ def test_nothing_outside_the_simulation_package_imports_the_world():
     simulation at all."""
     sources = [p for p in REPO.glob("*.py")] + [
         p for folder in ("studio", "reward", "bandit", "pipelines") for p in (REPO / folder).rglob("*.py")]
-    learners = ("reward/", "bandit/", "pipelines/", "studio/serving.py", "studio/api.py",
-                "studio/scoring.py", "studio/batch.py", "studio/prompts.py", "studio/audience.py",
-                "studio/offline.py", "studio/evolve.py", "studio/guidelines.py")
+    learners = ("reward/", "bandit/", "pipelines/", "studio/serving/", "studio/learning/",
+                "studio/prompts/", "studio/inputs/")
     for path in sources:
         relative = path.relative_to(REPO).as_posix()
         if relative.startswith("studio/simulation/"):

@@ -30,7 +30,7 @@ def audience_fit(
     """Cluster a user table and describe each cluster."""
     import pandas as pd
 
-    from ..audience import Audience
+    from ..inputs.audience import Audience
     from ..files import write_atomic
 
     with cli_errors():
@@ -49,7 +49,7 @@ def audience_fit(
 @app.command("show")
 def audience_show(clusters: Path = typer.Argument(..., help="A clusters file from `audience fit`.")):
     """Print the clusters of a clusters file."""
-    from ..audience import Audience
+    from ..inputs.audience import Audience
 
     with cli_errors():
         audience = Audience.load(clusters)

@@ -18,7 +18,7 @@ from pipelines.engines import (
     SCHEDULERS,
 )
 
-from ..render import DEFAULT_NEGATIVE_PROMPT
+from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT
 from .errors import choice, cli_errors
 
 app = typer.Typer()
@@ -44,10 +44,10 @@ def prompts(
     out: Optional[Path] = typer.Option(None, help="Also write the prompts as JSON here."),
 ) -> None:
     """Write prompts for a product, for each audience cluster."""
-    from ..audience import Audience
-    from ..catalog import product_info
     from ..files import write_atomic
-    from ..guidelines import Guidelines
+    from ..inputs.audience import Audience
+    from ..inputs.catalog import product_info
+    from ..inputs.guidelines import Guidelines
     from ..prompts import make_generator
 
     with cli_errors():
@@ -121,8 +121,8 @@ def render(
 
     from ..files import check_folder_path
     from ..progress import step_progress
-    from ..render import RenderOptions, prepare, publish
-    from ..render import render as render_creatives
+    from ..creatives.render import RenderOptions, prepare, publish
+    from ..creatives.render import render as render_creatives
 
     with cli_errors():
         choice(mode, MODES, "mode")
@@ -232,7 +232,7 @@ def outfit(
     history_weight: float = typer.Option(0.6, help="IP-Adapter scale of the history condition."),
 ) -> None:
     """Generate the missing item of an outfit for a user's taste (DiFashion)."""
-    from ..outfit import run_outfit
+    from ..creatives.outfit import run_outfit
 
     items = [*items, *(listed or [])]  # `--items A B C` gives A to the option, B C listed
     if not items:

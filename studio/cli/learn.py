@@ -30,9 +30,9 @@ def simulate(
 
     A uniformly random policy shows the creatives to the users of the world
     (``studio.simulation.world``); the log has impressions and clicks, no true CTRs."""
-    from ..audience import load_users
+    from ..creatives.records import load_creatives
     from ..files import write_atomic
-    from ..scoring import load_creatives
+    from ..inputs.tables import load_users
     from ..simulation.past import world_log
 
     with cli_errors():
@@ -69,8 +69,8 @@ def evolve_command(
     """Evolve the arm pools: retire the worst prompts, add recombinations of the winners."""
     from pipelines import check_size
 
-    from ..evolve import catalog_images, evolve, rollback as undo, rounds as recorded
-    from ..guidelines import Guidelines
+    from ..inputs.guidelines import Guidelines
+    from ..learning.evolve import catalog_images, evolve, rollback as undo, rounds as recorded
     from ..store import Store
 
     with cli_errors():

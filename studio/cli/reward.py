@@ -27,8 +27,9 @@ def reward_train(
     test_share: float = typer.Option(0.2, help="Last share of the log held out for metrics."),
 ) -> None:
     """Train the CTR model on an impression log; prints held-out metrics."""
-    from ..scoring import (creative_tables, load_audience_and_users, load_creatives,
-                          log_contexts, read_log, train_reward_model)
+    from ..creatives.records import load_creatives
+    from ..learning.scoring import (creative_tables, load_audience_and_users, log_contexts,
+                                    read_log, train_reward_model)
 
     with cli_errors():
         if not 0 <= test_share < 1:
@@ -65,9 +66,10 @@ def reward_score(
     """Predict the CTR of every creative for every cluster."""
     from reward import CTRModel
 
-    from ..audience import Audience
+    from ..creatives.records import load_creatives
     from ..files import write_atomic
-    from ..scoring import load_creatives, score_for_clusters
+    from ..inputs.audience import Audience
+    from ..learning.scoring import score_for_clusters
 
     with cli_errors():
         scores = score_for_clusters(CTRModel.load(model), load_creatives(creatives),

@@ -37,7 +37,7 @@ def batch(
     watermark: bool = typer.Option(True, "--watermark/--no-watermark"),
 ) -> None:
     """Render a catalog for an audience into a store; rerun to resume."""
-    from ..batch import BatchSettings, run_batch
+    from ..learning.batch import BatchSettings, run_batch
 
     with cli_errors():
         choice(engine, ENGINE_NAMES, "engine")
@@ -74,7 +74,7 @@ def serve(
     """Serve the selection API (OpenAPI docs at /docs).
 
     /healthz answers liveness, /readyz readiness (the store takes a write)."""
-    from ..api import serve as run_server
+    from ..serving.api import serve as run_server
 
     with cli_errors():
         if max_body_bytes < 1:
@@ -106,7 +106,7 @@ def evaluate(
 
     Intervals stay honest when clicks are rare; an estimate is refused when the
     candidate overlaps the log too little."""
-    from ..offline import evaluate_policy
+    from ..learning.offline import evaluate_policy
     from ..store import Store
 
     with cli_errors():

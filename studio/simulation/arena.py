@@ -17,8 +17,8 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import StudioError
-from ..serving import SelectionService
-from ..serving_config import ServingConfig
+from ..serving.config import ServingConfig
+from ..serving.service import SelectionService
 from ..store import Store
 from .world import CreativeSet, World
 

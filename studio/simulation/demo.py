@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..serving import SelectionService
-from ..serving_config import ServingConfig
+from ..serving.config import ServingConfig
+from ..serving.service import SelectionService
 from .campaign import run_campaign
 from .loop import run_loop
 from .policies import make_policies

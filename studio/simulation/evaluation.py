@@ -18,7 +18,7 @@ import numpy as np
 from bandit import BanditError
 from bandit.evaluation import BanditLog, dr, ips, snips
 
-from ..serving_config import ServingConfig
+from ..serving.config import ServingConfig
 from .campaign import regret_at, run_campaign
 from .policies import make_policies
 from .stage import Stage, prepare_world

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evolve import catalog_images, evolve
-from ..serving import SelectionService
-from ..serving_config import ServingConfig
+from ..learning.evolve import catalog_images, evolve
+from ..serving.config import ServingConfig
+from ..serving.service import SelectionService
 from ..store import Store
 from .arena import Arena
 from .campaign import run_campaign

@@ -26,9 +26,10 @@ from PIL import Image
 
 from reward.model import evaluate_scores
 
-from ..audience import Audience
+from ..creatives.records import CreativeRecord
 from ..errors import StudioError
-from ..scoring import CreativeRecord, train_reward_model
+from ..inputs.audience import Audience
+from ..learning.scoring import train_reward_model
 from ..store import Store
 from .world import World
 
@@ -134,7 +135,7 @@ def _calibrate(log: pd.DataFrame, past: Creatives, audience: Audience, seed: int
     test = log[log["creative_id"].isin(held_ids)]
     model = train_reward_model(train, past.records, audience)
     index = {r.creative_id: i for i, r in enumerate(past.records)}
-    from ..scoring import creative_tables
+    from ..learning.scoring import creative_tables
 
     image, text = creative_tables(past.records)
     predicted = model.predict_ctr(audience.centroids_[test["cluster_id"].to_numpy()], image, text,
@@ -154,7 +155,7 @@ def judge_on_heldout(model, world: World, heldout: Creatives, users: pd.DataFram
     """AUC, log-loss, ECE and within-(product, cluster) pairwise accuracy of ``model`` on
     held-out creatives, next to the world oracle's on the very same held-out log (a log
     drawn only to measure: no policy learns from it)."""
-    from ..scoring import creative_tables
+    from ..learning.scoring import creative_tables
 
     log = uniform_log(world, heldout, users, audience, period="campaign",
                       impressions=impressions, seed=seed + 1)

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import StudioError
-from ..serving import SelectionService
-from ..serving_config import ServingConfig, arm_prior, model_features, new_model
+from ..serving.config import ServingConfig, arm_prior, model_features, new_model
+from ..serving.service import SelectionService
 from .arena import Arena
 
 

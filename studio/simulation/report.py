@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..files import write_atomic
-from ..serving import SelectionService
+from ..serving.service import SelectionService
 from .campaign import CampaignResult
 from .world import World
 

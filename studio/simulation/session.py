@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..audience import Audience
-from ..scoring import CreativeRecord
+from ..creatives.records import CreativeRecord
+from ..inputs.audience import Audience
 from .arena import Arena
 from .campaign import CampaignResult, run_campaign
 from .past import Creatives, train_past_model

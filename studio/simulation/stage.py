@@ -19,8 +19,9 @@ from typing import Callable
 import pandas as pd
 
 from ..assets import assets_dir
-from ..audience import load_users
-from ..batch import BatchSettings, run_batch, score_and_choose_arms
+from ..inputs.tables import load_users
+from ..learning.arms import score_and_choose_arms
+from ..learning.batch import BatchSettings, run_batch
 from ..store import Store
 from .arena import Arena
 from .past import Creatives, judge_on_heldout, train_past_model

@@ -38,6 +38,11 @@ Every draw is seeded by the world's ``seed``; the same seed gives the same world
 ``World.describe()`` prints every parameter. Nothing outside ``studio.simulation`` may
 import this module (a test checks it): the studio's reward model, bandit, serving and
 prompt writing never see the truth.
+
+Why this module is long: the world is one generative model — its configuration,
+populations, the concept and visual readings of a creative and the click probability are
+together the truth the studio must not see. Kept in one module, the test that nothing
+outside ``studio.simulation`` imports it guards all of the truth at once.
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ class Store(Leases, Pools, ServingLog):
 
     def audience(self):
         """The store's fitted audience."""
-        from ..audience import Audience
+        from ..inputs.audience import Audience
 
         rows = self.query("SELECT document FROM audience WHERE id = 1")
         if not rows:

@@ -34,13 +34,10 @@ from pipelines import (
 from pipelines.engines import Engine, ProgressCallback
 from pipelines.watermark import embed_watermark, watermark_payload
 
-from .files import atomic_files
+from ..files import atomic_files
+from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT
 
 MANIFEST_VERSION = 1
-DEFAULT_NEGATIVE_PROMPT = (
-    "blurry, low quality, distorted, deformed, duplicate product, extra objects, "
-    "text, letters, watermark, logo"
-)
 _VERSIONED = ("creative-studio", "torch", "diffusers", "transformers", "numpy", "pillow",
               "opencv-python", "invisible-watermark")
 

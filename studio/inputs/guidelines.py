@@ -19,10 +19,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import StudioError
-from .files import read_yaml
+from ..errors import StudioError
+from ..files import read_yaml
 
 _KEYS = {"banned_words", "required_words", "palette", "tone", "max_length", "negative"}
+#: What every negative prompt starts from (``Guidelines.negative_prompt`` adds the brand's).
+DEFAULT_NEGATIVE_PROMPT = (
+    "blurry, low quality, distorted, deformed, duplicate product, extra objects, "
+    "text, letters, watermark, logo"
+)
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,21 @@ older than the feedback window plus ``retention_s`` that either never got a rewa
 whose reward is folded into the category's snapshot (its ``seq`` <= the snapshot's
 ``reward_seq``), with those rewards. Nothing a restart's replay needs is deleted; the
 learned state is unchanged; counts and per-arm reports then cover the retained log.
+
+Why this module is long: ``SelectionService`` is one object guarding one invariant —
+decisions, rewards, snapshots and the replay on start change the models and their
+applied sequence numbers under one lock, in commit order, and every write goes through
+one storage-fault translation (``_writing``). Its parts (context, selection, feedback,
+durability, readiness and retention, reports) share that state; spread over modules or
+mixins they would hide which lock and which bookkeeping a change must respect. The
+errors it raises are in ``faults``; its configuration in ``config``.
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
@@ -45,57 +51,19 @@ import pandas as pd
 
 from bandit import LinUCB
 
-from .audience import USER_ID, Cluster, encode, validate_users
-from .errors import StudioError
-from .serving_config import PLACEMENTS, ServingConfig, arm_prior, model_features, new_model
-from .store import Store
-from .user_features import check_user_features
+from ..errors import StudioError
+from ..inputs.clusters import Cluster
+from ..inputs.tables import USER_ID, encode, validate_users
+from ..inputs.user_features import check_user_features
+from ..store import Store
+from .config import PLACEMENTS, ServingConfig, arm_prior, model_features, new_model
+from .faults import Conflict, NotFound, RewardConflict, StoreUnavailable, storage_fault
 
 log = logging.getLogger("studio.serving")
 
-#: What a failed write says when the store cannot be written now (and may be later).
-STORAGE_FAULTS = ("database or disk is full", "readonly database", "disk i/o error",
-                  "database is locked", "unable to open database file")
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
 PROBE_CATEGORY = "\x00readiness-probe"  # never a catalog category
 PROBE_BYTES = 64 * 1024                 # the readiness probe allocates this much
 PROBE_WAIT_MS = 2000                    # ... and waits at most this long for the write lock
-
-
-class NotFound(StudioError):
-    """An unknown product, event, creative or cluster."""
-
-
-class Conflict(StudioError):
-    """A request that conflicts with the log (e.g. feedback after its window)."""
-
-
-class RewardConflict(Conflict):
-    """A second reward for an event, with another value than the recorded one."""
-
-    def __init__(self, event_id: str, recorded: float, received: float):
-        super().__init__(f"event {event_id} already has reward {recorded:g}; a different "
-                         f"reward ({received:g}) is refused")
-        self.event_id, self.recorded, self.received = event_id, recorded, received
-
-
-class StoreUnavailable(StudioError):
-    """The store cannot be written now (full or read-only disk, I/O error, lock held):
-    nothing was written; retry later."""
-
-
-def storage_fault(exc: BaseException | None) -> BaseException | None:
-    """The storage fault behind ``exc`` (itself or one it was raised from), if any."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, sqlite3.OperationalError) and any(
-                m in str(exc).lower() for m in STORAGE_FAULTS):
-            return exc
-        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 from bandit import CTRPrior, LinUCB
 from pipelines.placement import FORMATS
 
-from .errors import StudioError
+from ..errors import StudioError
 
 #: The ad formats a request may name (defined once, in ``pipelines.placement``).
 PLACEMENTS = tuple(FORMATS)

@@ -23,7 +23,7 @@ from pipelines import load_product
 from pipelines.engines import load_engine
 from pipelines.fashion import build_board, check_category, complete_outfit
 
-from .files import atomic_files
+from ..files import atomic_files
 from .render import library_versions
 
 

@@ -11,6 +11,12 @@ has: the reward model learns from a simulated *past* of that world, and the Camp
 serves simulated impressions in it — the real selection service beside greedy-on-prior,
 random, the static creative and the per-cluster oracle. An audience of one's own has no
 hidden truth: nothing is scored or simulated, and the UI says so.
+
+Why this module is long: ``Workspace`` is one session's state, and its methods are the
+UI's steps in order (product, audience, prompts, render, campaign, export) over that
+shared state: the product, the audience, the prompt table, the store and the world of the
+last render. Split into mixins, each step would use attributes another file sets and
+resets; kept whole, what a step needs and what it invalidates reads in one place.
 """
 
 from __future__ import annotations
@@ -28,18 +34,19 @@ from PIL import Image
 from pipelines import load_product, product_from_arrays
 from pipelines.engines import load_engine
 
-from .assets import assets_dir
-from .audience import Audience, load_users
-from .batch import score_and_choose_arms
-from .catalog import ProductInfo
-from .errors import StudioError
-from .files import write_atomic
-from .guidelines import Guidelines
-from .prompts import make_generator
-from .render import RenderOptions, finish, prepare, render
-from .scoring import CreativeRecord
-from .store import Store
-from .store.pools import prompt_id
+from ..assets import assets_dir
+from ..creatives.records import CreativeRecord
+from ..creatives.render import RenderOptions, finish, prepare, render
+from ..errors import StudioError
+from ..files import write_atomic
+from ..inputs.audience import Audience
+from ..inputs.catalog import ProductInfo
+from ..inputs.guidelines import Guidelines
+from ..inputs.tables import load_users
+from ..learning.arms import score_and_choose_arms
+from ..prompts import make_generator
+from ..store import Store
+from ..store.pools import prompt_id
 
 #: Simulated past impressions the reward model learns from (uniform policy over the
 #: rendered creatives, other users, drifted tastes): under a second for ten creatives.
@@ -215,7 +222,7 @@ class Workspace:
         (``make_users(PAST_USERS, 10_000 + seed)``) with drifted tastes saw these creatives
         under a uniform policy; sets ``self.world`` and ``self.scoring``. None (and no
         world) for an audience without planted segments: there is no truth to learn from."""
-        from .simulation.session import WorldSession
+        from ..simulation.session import WorldSession
 
         if "segment" not in self.users.columns:
             self.scoring = f"not scored: {NO_WORLD}"
@@ -251,10 +258,10 @@ class Workspace:
         there), greedy-on-prior, random, the static creative and the per-cluster oracle.
         Each call draws a new stream (from ``seed`` and the call's number) and covers the
         next ``impressions / CAMPAIGN_LENGTH`` (``studio.simulation.session``) of the world's campaign time."""
-        from .serving import SelectionService
-        from .serving_config import ServingConfig
-        from .simulation.arena import Arena
-        from .simulation.policies import make_policies
+        from ..serving.config import ServingConfig
+        from ..serving.service import SelectionService
+        from ..simulation.arena import Arena
+        from ..simulation.policies import make_policies
 
         self._need_audience()
         if "segment" not in self.users.columns:
@@ -291,7 +298,7 @@ class Workspace:
     def policy_table(self) -> pd.DataFrame:
         """One row per shown policy: true and observed CTR, lift over greedy-on-prior,
         clicks and regret; CTRs as percentages."""
-        from .simulation.report import DESCRIPTIONS
+        from ..simulation.report import DESCRIPTIONS
 
         if not self.campaign:
             raise StudioError("simulate some impressions first")
@@ -320,7 +327,7 @@ class Workspace:
     def arm_table(self) -> pd.DataFrame:
         """The selection service's arms: prior, pulls, observed CTR, learned mean and
         exploration bonus at the cluster's centroid (percentages)."""
-        from .serving import SelectionService
+        from ..serving.service import SelectionService
 
         report = SelectionService.open(self._store()).arm_report()
         return pd.DataFrame([{"cluster": a["cluster_id"], "prompt": a["prompt"][:70],

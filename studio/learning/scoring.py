@@ -1,8 +1,8 @@
 """Where creatives, audiences and the reward model meet: feature tables of published
 creatives, contexts of users and clusters, training on impression logs, scoring.
 
-A creative folder holds what ``studio render`` publishes: ``<id>.png``, ``<id>.json``
-(manifest) and ``<id>.mask.png``. Impression logs are CSV files with ``creative_id``,
+Creatives come as ``CreativeRecord`` (``creatives.records``: a folder of what ``studio
+render`` publishes, or a store's rows). Impression logs are CSV files with ``creative_id``,
 ``click`` (0/1) — or ``clicks`` and ``impressions`` — and either ``user_id`` (the user's
 encoded features are the context) or ``cluster_id`` (the cluster's centroid is).
 """
@@ -10,59 +10,18 @@ encoded features are the context) or ``cluster_id`` (the cluster's centroid is).
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from reward import CTRModel, FeatureCache, text_features
 
-from .audience import Audience, load_users
-from .errors import StudioError
-from .files import MAX_DATA_BYTES, MAX_TEXT_BYTES, read_bytes
-
-
-@dataclass
-class CreativeRecord:
-    """A published creative: its id, product, format, prompt, pixels and product mask."""
-
-    creative_id: str
-    product_id: str
-    format: str
-    prompt: str
-    image: np.ndarray
-    mask: np.ndarray
-
-
-def load_creatives(folder) -> list[CreativeRecord]:
-    """Every creative under ``folder`` (recursively), sorted by id."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StudioError(f"creative folder {str(folder)!r} does not exist")
-    records = []
-    for manifest_path in sorted(folder.rglob("*.json")):
-        try:
-            manifest = json.loads(read_bytes(manifest_path, "manifest", MAX_TEXT_BYTES).decode())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if not isinstance(manifest, dict) or "manifest_version" not in manifest:
-            continue
-        image_path = manifest_path.parent / manifest["image"]
-        mask_path = manifest_path.parent / manifest["mask"]
-        if not (image_path.exists() and mask_path.exists()):
-            raise StudioError(f"creative {manifest['id']} lacks its image or mask file")
-        records.append(CreativeRecord(
-            creative_id=manifest["id"],
-            product_id=manifest.get("product_id") or manifest["product"]["name"],
-            format=manifest["format"], prompt=manifest["prompt"],
-            image=np.asarray(Image.open(image_path).convert("RGB")),
-            mask=np.asarray(Image.open(mask_path).convert("L")) > 127))
-    if not records:
-        raise StudioError(f"no creatives (manifests) found under {str(folder)!r}")
-    return records
+from ..creatives.records import CreativeRecord
+from ..errors import StudioError
+from ..files import MAX_DATA_BYTES, read_bytes
+from ..inputs.audience import Audience
+from ..inputs.tables import load_users
 
 
 def creative_tables(records: list[CreativeRecord], *, clip: str | None = None,

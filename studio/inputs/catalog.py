@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .assets import assets_dir
-from .errors import StudioError
-from .files import MAX_TABLE_BYTES, read_bytes
+from ..assets import assets_dir
+from ..errors import StudioError
+from ..files import MAX_TABLE_BYTES, read_bytes
 
 COLUMNS = ("product_id", "image", "category", "title")
 #: The category of products without a vocabulary file of their own: common.yaml only.

@@ -1,7 +1,7 @@
 """A pool of creatives rendered in memory: products × clusters × prompts × formats.
 
 The batch job publishes its pool to the store; the reward benchmark and the demo use it
-directly. One prompt writer, one engine, one render path (``studio.render``).
+directly. One prompt writer, one engine, one render path (``studio.creatives.render``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 from pipelines import load_product
 from pipelines.engines import Engine
 
-from .audience import Audience
-from .catalog import ProductInfo, load_catalog
-from .progress import item_progress
+from ..inputs.audience import Audience
+from ..inputs.catalog import ProductInfo, load_catalog
+from ..progress import item_progress
+from .records import CreativeRecord
 from .render import RenderOptions, prepare, publish, render
-from .scoring import CreativeRecord
 
 
 def render_pool(catalog_path: Path, audience: Audience, generator, engine: Engine, *,

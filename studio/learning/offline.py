@@ -24,9 +24,9 @@ import numpy as np
 from bandit import BanditError
 from bandit.evaluation import BanditLog, dr, ips, snips
 
-from .errors import StudioError
-from .serving_config import ServingConfig, arm_prior, new_model
-from .store import Store
+from ..errors import StudioError
+from ..serving.config import ServingConfig, arm_prior, new_model
+from ..store import Store
 
 CANDIDATES = ("bandit", "greedy_prior", "random")
 

@@ -29,15 +29,16 @@ import numpy as np
 from pipelines import load_product
 from pipelines.engines import load_engine
 
-from .errors import StudioError
-from .guidelines import Guidelines
-from .prompts import SLOTS, TemplateGenerator, category_product, load_vocabulary
-from .render import DEFAULT_NEGATIVE_PROMPT, RenderOptions, finish, prepare, render
-from .scoring import CreativeRecord, creative_tables
-from .serving import SelectionService
-from .serving_config import ServingConfig
-from .store import Store
-from .store.pools import prompt_id
+from ..creatives.records import CreativeRecord
+from ..creatives.render import RenderOptions, finish, prepare, render
+from ..errors import StudioError
+from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT, Guidelines
+from ..prompts import SLOTS, TemplateGenerator, category_product, load_vocabulary
+from ..serving.config import ServingConfig
+from ..serving.service import SelectionService
+from ..store import Store
+from ..store.pools import prompt_id
+from .scoring import creative_tables
 
 
 def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2,
@@ -208,7 +209,7 @@ def _scores(notes, pixels, audience, reward_model) -> tuple[list[float], float |
 
 
 def catalog_images(catalog_path) -> dict[str, str]:
-    from .catalog import load_catalog
+    from ..inputs.catalog import load_catalog
 
     return {row.product_id: row.image for row in load_catalog(Path(catalog_path)).itertuples()}
 

@@ -12,8 +12,8 @@ from itertools import islice
 
 import numpy as np
 
-from .audience import TAG_SPLIT, DEFAULT_IGNORE, INTERESTS, USER_ID
-from .errors import StudioError
+from ..errors import StudioError
+from .tables import TAG_SPLIT, DEFAULT_IGNORE, INTERESTS, USER_ID
 
 #: Bounds on the features of one user sent for assignment (e.g. the API's ``user``).
 MAX_FEATURE_ABS = 1e9      # |number|

@@ -1,0 +1,3 @@
+"""Creatives: render a product for a prompt and publish it with its provenance
+(``render``), published creatives in memory (``records``), pools of creatives (``pool``),
+outfits (``outfit``)."""
