@@ -1,10 +1,13 @@
-"""The store: SQLite (WAL) plus content-addressed files — schema (``schema.py``), the
-``Store`` (``store.py``: connections, transactions, migrations, files, checks) and its
-job leases (``leases.py``)."""
+"""The store: a database (SQLite in the store folder, or PostgreSQL by DSN) plus
+content-addressed files — schema (``schema.py``), the two databases behind one interface
+(``database.py``), the ``Store`` (``store.py``: connections, transactions, migrations,
+files, checks) and its repository methods (``pools.py``, ``serving_log.py``,
+``leases.py``). No SQL is written anywhere else."""
 
+from .database import database_errors, fault_kind, is_dsn
 from .leases import LEASE_ENV, LEASE_SECONDS, lease_seconds
 from .schema import MIGRATIONS
-from .store import DB_NAME, FILES, Store
+from .store import DB_NAME, FILES, FOLDER_ENV, STORE_ENV, Store
 
-__all__ = ["DB_NAME", "FILES", "LEASE_ENV", "LEASE_SECONDS", "MIGRATIONS", "Store",
-           "lease_seconds"]
+__all__ = ["DB_NAME", "FILES", "FOLDER_ENV", "LEASE_ENV", "LEASE_SECONDS", "MIGRATIONS",
+           "STORE_ENV", "Store", "database_errors", "fault_kind", "is_dsn", "lease_seconds"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -97,7 +96,7 @@ class Leases:
             while not stop.wait(ttl / 3):
                 try:
                     self.renew_leases(owner, ttl)
-                except sqlite3.Error:
+                except self._errors:
                     pass  # a full or read-only store: the main thread reports it
             self.close()
 
@@ -110,7 +109,7 @@ class Leases:
             thread.join()
             try:
                 self.release_leases(owner)
-            except sqlite3.Error:
+            except self._errors:
                 pass  # expired leases are free anyway; do not hide the error at hand
 
 

@@ -52,11 +52,13 @@ class Pools:
         already (the first one written is the store's). True when this call wrote it."""
         document = json.dumps(audience.to_document())
         with self.transaction() as tx:
-            inserted = tx.execute("INSERT OR IGNORE INTO audience (id, document) VALUES (1, ?)",
+            inserted = tx.execute("INSERT INTO audience (id, document) VALUES (1, ?) "
+                                  "ON CONFLICT (id) DO NOTHING",
                                   (document,)).rowcount
             if inserted:
                 for c in audience.clusters_:
-                    tx.execute("INSERT OR IGNORE INTO clusters VALUES (?, ?, ?, ?)",
+                    tx.execute("INSERT INTO clusters VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT (cluster_id) DO NOTHING",
                                (c.id, c.profile, c.size, json.dumps(c.as_dict())))
         return bool(inserted)
 
@@ -71,30 +73,33 @@ class Pools:
                 if existing and existing[0] != sha:
                     raise StudioError(f"product {product_id!r} changed since the store was "
                                       "built; use a new store or a new product_id")
-                tx.execute("INSERT OR IGNORE INTO products VALUES (?, ?, ?, ?)",
+                tx.execute("INSERT INTO products VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (product_id) DO NOTHING",
                            (product_id, category, title, sha))
 
     def product_categories(self) -> dict[str, str]:
-        """product_id -> category, in the order the products were added."""
+        """product_id -> category, ordered by product id."""
         return {r["product_id"]: r["category"]
-                for r in self.query("SELECT product_id, category FROM products")}
+                for r in self.query("SELECT product_id, category FROM products "
+                                    "ORDER BY product_id")}
 
     def add_prompts(self, records: Iterable[dict]) -> None:
         """Add prompts idempotently (a prompt id already stored is kept), in one
-        transaction. A record has ``prompt_id, category, cluster_id, text`` and optionally
-        ``negative_prompt`` (default ""), ``tags`` (a JSON string or an object; default
-        "{}") and ``source``."""
+        transaction. A record has ``prompt_id, category, cluster_id, text, source`` and
+        optionally ``negative_prompt`` (default "") and ``tags`` (a JSON string or an
+        object; default "{}")."""
         with self.transaction() as tx:
             for r in records:
                 tags = r.get("tags", "{}")
-                tx.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                tx.execute("INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (prompt_id) DO NOTHING",
                            (r["prompt_id"], r["category"], r["cluster_id"], r["text"],
                             r.get("negative_prompt", ""),
                             tags if isinstance(tags, str) else json.dumps(tags), r["source"]))
 
     def prompt_records(self) -> dict[str, dict]:
         """prompt_id -> the prompt's row (``tags`` as stored: a JSON string)."""
-        return {r["prompt_id"]: dict(r) for r in self.query("SELECT * FROM prompts")}
+        return {r["prompt_id"]: dict(r) for r in self.query("SELECT * FROM prompts ORDER BY prompt_id")}
 
     # ------------------------------------------------------------------- creatives
     def add_creatives(self, notes: list[dict]) -> None:
@@ -155,7 +160,7 @@ class Pools:
 
     def any_manifest(self) -> dict | None:
         """The manifest of one creative (None when the store has none)."""
-        rows = self.query("SELECT manifest FROM creatives LIMIT 1")
+        rows = self.query("SELECT manifest FROM creatives ORDER BY creative_id LIMIT 1")
         return json.loads(rows[0][0]) if rows else None
 
     def creative_formats(self) -> list[str]:

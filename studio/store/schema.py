@@ -108,6 +108,13 @@ MIGRATIONS = [
         expires_at REAL NOT NULL
     );
     """,
+    # Settings of the store itself: where a PostgreSQL store keeps its files ("folder").
+    """
+    CREATE TABLE store_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -3,14 +3,13 @@ and what the selection service and the API read to start and to report.
 
 The log's JSON columns (an event's candidate arms and context vector) are encoded and
 decoded here: callers pass and get Python lists. Every write runs in one ``transaction``
-and is committed when the method returns; SQLite errors keep their type (the selection
+and is committed when the method returns; database errors keep their type (the selection
 service turns storage faults into ``StoreUnavailable``).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -102,19 +101,22 @@ class ServingLog:
     # ``creative_image_sha``)
     def prompt_texts(self) -> dict[str, str]:
         """``{prompt_id: text}`` of every prompt (an arm's id is its prompt's)."""
-        return {r["prompt_id"]: r["text"] for r in self.query("SELECT prompt_id, text FROM prompts")}
+        return {r["prompt_id"]: r["text"] for r in self.query("SELECT prompt_id, text FROM prompts "
+                                                               "ORDER BY prompt_id")}
 
     def active_arms(self) -> dict[str, dict]:
         """``{arm_id: row}`` of the arms being served (every column of ``arms``:
         category, cluster_id, prior_ctr, prior_impressions, active)."""
-        return {r["arm_id"]: dict(r) for r in self.query("SELECT * FROM arms WHERE active = 1")}
+        return {r["arm_id"]: dict(r) for r in self.query("SELECT * FROM arms WHERE active = 1 "
+                                                           "ORDER BY arm_id")}
 
     def arm_priors(self) -> dict[str, dict]:
         """``{arm_id: {"prior_ctr", "prior_impressions"}}`` of every arm, retired ones
         included (the log may name them)."""
         return {r["arm_id"]: {"prior_ctr": r["prior_ctr"],
                               "prior_impressions": r["prior_impressions"]}
-                for r in self.query("SELECT arm_id, prior_ctr, prior_impressions FROM arms")}
+                for r in self.query("SELECT arm_id, prior_ctr, prior_impressions FROM arms "
+                                    "ORDER BY arm_id")}
 
     def selected_creatives(self) -> dict[tuple[str, str, str], str]:
         """``{(product_id, prompt_id, format): creative_id}`` of the selected creatives;
@@ -188,7 +190,7 @@ class ServingLog:
                 for r in self.query(
                     "SELECT e.arm_id, COUNT(*) AS pulls, COUNT(r.seq) AS rewarded, "
                     "SUM(r.reward) AS clicks FROM events e "
-                    "LEFT JOIN rewards r ON r.event_id = e.event_id GROUP BY e.arm_id")}
+                    "LEFT JOIN rewards r ON r.event_id = e.event_id GROUP BY e.arm_id ORDER BY e.arm_id")}
 
     # ------------------------------------------------------------ snapshots
     def save_snapshot(self, category: str, model: bytes, reward_seq: int) -> None:
@@ -197,13 +199,13 @@ class ServingLog:
             tx.execute("INSERT INTO bandit_snapshots VALUES (?, ?, ?, ?) ON CONFLICT(category) "
                        "DO UPDATE SET model = excluded.model, reward_seq = excluded.reward_seq, "
                        "saved_at = excluded.saved_at",
-                       (category, sqlite3.Binary(model), int(reward_seq), time.time()))
+                       (category, bytes(model), int(reward_seq), time.time()))
 
     def snapshots(self) -> dict[str, BanditSnapshot]:
         """``{category: BanditSnapshot}`` of every saved bandit."""
         return {r["category"]: BanditSnapshot(r["category"], bytes(r["model"]),
                                               int(r["reward_seq"]), r["saved_at"])
-                for r in self.query("SELECT * FROM bandit_snapshots")}
+                for r in self.query("SELECT * FROM bandit_snapshots ORDER BY category")}
 
     # ------------------------------------------------------------ retention
     def prunable_events(self, cutoff: float, limit: int) -> list[str]:
@@ -234,36 +236,33 @@ class ServingLog:
 
     # ------------------------------------------------------------ readiness
     def probe_write(self, nbytes: int, *, wait_ms: int,
-                    category: str = "\x00readiness-probe") -> None:
-        """Raise the SQLite error, if any, of a write transaction that allocates
+                    category: str = "\x01readiness-probe") -> None:
+        """Raise the database error, if any, of a write transaction that allocates
         ``nbytes`` (a snapshot row under a ``category`` no catalog has) and is rolled
-        back: fails on a full, size-capped, read-only or query-only store. Waits at most
-        ``wait_ms`` for the write lock (this thread's connection; its wait is restored)."""
+        back: fails on a full, size-capped, read-only or query-only store, or a database
+        that is down. Waits at most ``wait_ms`` for the write lock (this thread's
+        connection; its wait is restored)."""
         conn = self.connection()
-        waited = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-        conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
-        try:
-            with self.transaction() as tx:
-                tx.execute("INSERT INTO bandit_snapshots VALUES (?, zeroblob(?), -1, 0)",
-                           (category, int(nbytes)))
-                raise _Rollback
-        except _Rollback:
-            pass
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(waited)}")
+        with self.database.lock_wait(conn, wait_ms):
+            try:
+                with self.transaction() as tx:
+                    tx.execute("INSERT INTO bandit_snapshots VALUES (?, ?, -1, 0)",
+                               (category, bytes(int(nbytes))))
+                    raise _Rollback
+            except _Rollback:
+                pass
 
     def rollback_open_transaction(self) -> None:
         """Roll back this thread's transaction if one is open (e.g. after a COMMIT that
         failed), leaving the connection usable; errors of the rollback are ignored."""
-        conn = self.connection()
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+        try:
+            self._rollback(self.connection())
+        except self._errors:
+            pass
 
     # ------------------------------------------------------------- helpers
     @staticmethod
     def _insert_reward(tx, event_id: str, reward: float) -> int:
-        return tx.execute("INSERT INTO rewards (event_id, reward, received_at) VALUES (?, ?, ?)",
-                          (event_id, reward, time.time())).lastrowid
+        return int(tx.execute("INSERT INTO rewards (event_id, reward, received_at) "
+                              "VALUES (?, ?, ?) RETURNING seq",
+                              (event_id, reward, time.time())).fetchall()[0][0])

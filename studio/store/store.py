@@ -1,9 +1,15 @@
-"""The creative store: one SQLite database plus content-addressed files.
+"""The creative store: a database plus content-addressed files in a folder.
 
 Layout of a store folder::
 
-    store.db                     SQLite (WAL, foreign keys), schema versioned by migrations
+    store.db                     SQLite (WAL, foreign keys) — absent for a PostgreSQL store
     files/<ab>/<sha256>.png      creatives and product masks, named by the sha256 of their bytes
+
+The database is SQLite in the folder, or PostgreSQL when the location is a DSN
+(``postgresql://…``; ``database.py`` hides the difference). A PostgreSQL store keeps its
+files in a folder too (a shared filesystem for several machines): given as ``folder`` or
+``STUDIO_STORE_FOLDER`` and recorded in the database when it is created, so later
+openings need only the DSN.
 
 Tables: products, clusters (+ the audience document that assigns new users), prompts,
 creatives (with their manifests and reward scores), arms, bandit snapshots, serving
@@ -12,21 +18,22 @@ that point at them are committed in one transaction, so a crash leaves at most a
 complete file without a row — which ``check`` reports and ``check(repair=True)`` (or the
 next batch run, which writes the very same bytes) resolves.
 
-Concurrent writers: the schema is read and migrated inside one ``BEGIN IMMEDIATE``
-transaction (two processes opening a new store both succeed), and batch runs share their
-work through *job leases* (``claim_job``): a job is claimed in a write transaction before
-it is rendered, the lease names its owner (host, process) and expires after
+Concurrent writers: the schema is read and migrated inside one write transaction (two
+processes opening a new store both succeed), and batch runs share their work through
+*job leases* (``claim_job``): a job is claimed in a write transaction before it is
+rendered, the lease names its owner (host, process) and expires after
 ``lease_seconds()`` unless the owner renews it; a lease of a process that no longer runs
 on this host is free at once, so a killed run's jobs are taken over by the next.
-SQLite errors keep their type; the store's database path is attached to them as
-``exc.store_path`` so that faces can name it.
+Database errors keep their type (``sqlite3.Error`` or ``psycopg.Error``); the database's
+name (path, or DSN without password) is attached to them as ``exc.store_path`` so that
+faces can name it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +42,7 @@ from typing import Iterator
 
 from ..errors import StudioError
 from ..files import write_atomic
+from .database import database_errors, is_dsn, open_database, redact, retry_busy
 from .leases import Leases
 from .pools import Pools
 from .schema import MIGRATIONS, statements
@@ -42,78 +50,104 @@ from .serving_log import ServingLog
 
 DB_NAME = "store.db"
 FILES = "files"
+#: Where a PostgreSQL store being created keeps its files (when ``folder`` is not given).
+FOLDER_ENV = "STUDIO_STORE_FOLDER"
+#: The store location the command line and the API use when none is given.
+STORE_ENV = "STUDIO_STORE"
+#: The schema version that added ``store_settings``.
+_SETTINGS_VERSION = 5
 
 
 class Store(Leases, Pools, ServingLog):
-    """A store folder. Connections are per thread; writes go through ``transaction``."""
+    """A store: ``location`` is a folder (SQLite inside it) or a PostgreSQL DSN (with
+    ``folder`` for its files). Connections are per thread; writes go through
+    ``transaction``."""
 
-    def __init__(self, root, *, create: bool = False):
-        self.root = Path(root)
-        if not (self.root / DB_NAME).exists():
+    def __init__(self, location, *, folder=None, create: bool = False):
+        location = str(location) if is_dsn(str(location)) else Path(location)
+        self.location = redact(location) if isinstance(location, str) else str(location)
+        if isinstance(location, Path):
+            if folder is not None:
+                raise StudioError("a folder store keeps its files inside it; `folder` is "
+                                  "for PostgreSQL stores")
+            self.root = location
+        self.database = open_database(location, location if isinstance(location, Path) else None)
+        if not self.database.exists():
             if not create:
                 raise StudioError(f"{str(self.root)!r} is not a store (no {DB_NAME}); run "
                                   "`studio batch` to create one")
             self.root.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self._errors = database_errors()
+        version = self._read_version()
+        if isinstance(location, str):
+            if version == 0 and not create:
+                raise StudioError(f"{self.location!r} is not a store (no schema); run "
+                                  "`studio batch --store …` to create one")
+            self.root = self._files_folder(folder, version, create=create)
         self._migrate()
+        if isinstance(location, str):
+            self._record_folder()
 
     # ----------------------------------------------------------- connections
     @property
     def db_path(self) -> Path:
+        """The SQLite file (a folder store only)."""
         return self.root / DB_NAME
 
-    def connection(self) -> sqlite3.Connection:
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.database.kind
+
+    def connection(self):
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not self.database.usable(conn):
+            conn.close()
+            conn = None
         if conn is None:
             with self._named():
-                conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
-                                       check_same_thread=False)
-                try:
-                    conn.row_factory = sqlite3.Row
-                    conn.execute("PRAGMA busy_timeout=30000")
-                    # Switching a new database to WAL needs it alone for a moment: retry.
-                    _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    conn.execute("PRAGMA foreign_keys=ON")
-                except BaseException:
-                    conn.close()
-                    raise
+                conn = self.database.connect()
             self._local.conn = conn
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (serialised within the process, IMMEDIATE across them)."""
+    def transaction(self) -> Iterator:
+        """One write transaction: serialised within the process, and across processes
+        (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory write lock)."""
         conn = self.connection()
         with self._named(), self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
+            self.database.begin(conn)
             try:
                 yield conn
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
             try:
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
 
-    def query(self, sql: str, params=()) -> list[sqlite3.Row]:
+    def _rollback(self, conn) -> None:
+        if self.database.usable(conn) and conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def query(self, sql: str, params=()) -> list:
+        """Rows of one read statement (readable by position and by column name)."""
         with self._named():
             return self.connection().execute(sql, params).fetchall()
 
     @contextmanager
     def _named(self) -> Iterator[None]:
-        """Attach the database path to SQLite errors (their type stays the same)."""
+        """Attach the database's name to its errors (their type stays the same)."""
         try:
             yield
-        except sqlite3.Error as exc:
+        except self._errors as exc:
             if getattr(exc, "store_path", None) is None:
                 try:
-                    exc.store_path = str(self.db_path)
+                    exc.store_path = self.database.name
                 except AttributeError:
                     pass
             raise
@@ -126,7 +160,7 @@ class Store(Leases, Pools, ServingLog):
 
     def _migrate(self) -> None:
         """Bring the schema up to date. The version is read and the missing migrations
-        applied inside one IMMEDIATE transaction, so two processes opening a new store at
+        applied inside one write transaction, so two processes opening a new store at
         once apply each migration exactly once; a store that is up to date is only read
         (a read-only store opens)."""
         if self._read_version() == len(MIGRATIONS):
@@ -139,26 +173,52 @@ class Store(Leases, Pools, ServingLog):
                 version = self._check_version(row[0] if row else 0)
                 for number in range(version, len(MIGRATIONS)):
                     for statement in statements(MIGRATIONS[number]):
-                        tx.execute(statement)
+                        tx.execute(self.database.ddl(statement))
                 if version < len(MIGRATIONS):
                     tx.execute("DELETE FROM schema_version")
                     tx.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
 
-        _retry_busy(apply, attempts=5)
+        retry_busy(apply, attempts=5)
 
     def _read_version(self) -> int:
         conn = self.connection()
         with self._named():
-            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                  "name = 'schema_version'").fetchone()
+            exists = self.database.table_exists(conn, "schema_version")
             row = conn.execute("SELECT version FROM schema_version").fetchone() if exists else None
         return self._check_version(row[0] if row else 0)
 
     def _check_version(self, version: int) -> int:
         if version > len(MIGRATIONS):
-            raise StudioError(f"store {str(self.root)!r} has schema version {version}; this "
+            raise StudioError(f"store {self.location!r} has schema version {version}; this "
                               f"studio knows up to {len(MIGRATIONS)}: upgrade the studio")
         return version
+
+    def _files_folder(self, folder, version: int, *, create: bool) -> Path:
+        """A PostgreSQL store's files folder: ``folder``, else ``STUDIO_STORE_FOLDER``,
+        else the one recorded when the store was created. Decided before anything is
+        written, so a refused opening leaves the database as it was."""
+        given = folder if folder is not None else os.environ.get(FOLDER_ENV, "").strip() or None
+        recorded = None
+        if version >= _SETTINGS_VERSION:
+            rows = self.query("SELECT value FROM store_settings WHERE key = 'folder'")
+            recorded = rows[0][0] if rows else None
+        if given is None and recorded is None:
+            raise StudioError(f"PostgreSQL store {self.location!r} has no files folder yet: "
+                              f"give one (--store-folder DIR or {FOLDER_ENV}=DIR)")
+        path = Path(given if given is not None else recorded).resolve()
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            raise StudioError(f"the files folder {str(path)!r} of store {self.location!r} "
+                              "does not exist (mount it, or give the right one)")
+        return path
+
+    def _record_folder(self) -> None:
+        """Record the files folder of a new PostgreSQL store (the first one given stays)."""
+        if not self.query("SELECT 1 FROM store_settings WHERE key = 'folder'"):
+            with self.transaction() as tx:
+                tx.execute("INSERT INTO store_settings (key, value) VALUES ('folder', ?) "
+                           "ON CONFLICT (key) DO NOTHING", (str(self.root),))
 
     @property
     def schema_version(self) -> int:
@@ -238,18 +298,5 @@ class Store(Leases, Pools, ServingLog):
 
         rows = self.query("SELECT document FROM audience WHERE id = 1")
         if not rows:
-            raise StudioError(f"store {str(self.root)!r} has no audience yet; run `studio batch`")
+            raise StudioError(f"store {self.location!r} has no audience yet; run `studio batch`")
         return Audience.from_document(json.loads(rows[0][0]), where="the store's audience")
-
-
-def _retry_busy(action, attempts: int = 40):
-    """Run ``action``; retry while SQLite says the database is locked or busy (a second
-    process opening or migrating the same new store)."""
-    for attempt in range(attempts):
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if attempt == attempts - 1 or not ("locked" in text or "busy" in text):
-                raise
-            time.sleep(min(0.05 * (attempt + 1), 0.5))
