@@ -130,6 +130,20 @@ def fresh_store(store_dir, tmp_path):
     return target
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served_store(request, fresh_store, tmp_path):
+    """``fresh_store`` on each backend: the folder itself, or its copy in a new
+    PostgreSQL database (``studio store copy``'s code) whose DSN is returned."""
+    if request.param == "sqlite":
+        return fresh_store
+    from studio.store import Store
+    from studio.store.transfer import copy_store
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    copy_store(Store(fresh_store), Store(dsn, folder=tmp_path / "pg-files", create=True))
+    return dsn
+
+
 @contextmanager
 def running(application):
     """An ASGI app under a real uvicorn server in a thread, on a free port; yields

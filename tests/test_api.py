@@ -76,8 +76,8 @@ def test_select_serves_a_creative_of_the_right_cluster(store_dir):
             assert client.post("/v1/feedback", json=bad, headers=AUTH).status_code == 422
 
 
-def test_duplicate_feedback_updates_once(fresh_store):
-    with TestClient(create_app(fresh_store, api_key=KEY)) as client:
+def test_duplicate_feedback_updates_once(served_store):
+    with TestClient(create_app(served_store, api_key=KEY)) as client:
         event = _select(client).json()
         first = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 1}, headers=AUTH)
         second = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 1}, headers=AUTH)
@@ -92,8 +92,8 @@ def test_duplicate_feedback_updates_once(fresh_store):
         assert arms[event["arm_id"]]["updates"] == 1 and arms[event["arm_id"]]["clicks"] == 1
 
 
-def test_concurrent_feedback_loses_nothing(fresh_store):
-    application = create_app(fresh_store, api_key=KEY, snapshot_every=7)
+def test_concurrent_feedback_loses_nothing(served_store):
+    application = create_app(served_store, api_key=KEY, snapshot_every=7)
     statuses: list[str] = []
     lock = threading.Lock()
     with running(application) as (base, _):
@@ -116,7 +116,7 @@ def test_concurrent_feedback_loses_nothing(fresh_store):
     assert statuses.count("applied") == len(events)
     service = application.state.service
     assert sum(sum(m.counts().values()) for m in service.models.values()) == len(events)
-    store = Store(fresh_store)
+    store = Store(served_store)
     assert store.counts()["rewards"] == len(events)
     # A restart (snapshot + replay of the rewards after it) rebuilds the same state.
     restarted = SelectionService.open(store)
@@ -124,14 +124,14 @@ def test_concurrent_feedback_loses_nothing(fresh_store):
         assert restarted.models[category].counts() == model.counts()
 
 
-def test_restart_without_a_clean_shutdown_replays_the_log(fresh_store):
-    store = Store(fresh_store)
+def test_restart_without_a_clean_shutdown_replays_the_log(served_store):
+    store = Store(served_store)
     service = SelectionService.open(store, snapshot_every=1000)
     for i in range(12):
         chosen = service.select("mug", cluster_id=i % 5)
         service.feedback(chosen.event_id, float(i % 2))
     assert store.query("SELECT COUNT(*) FROM bandit_snapshots")[0][0] == 0  # never snapshotted
-    again = SelectionService.open(Store(fresh_store))
+    again = SelectionService.open(Store(served_store))
     category = service.products["mug"]
     assert again.models[category].counts() == service.models[category].counts()
     for arm in service.models[category].arms:
@@ -140,16 +140,16 @@ def test_restart_without_a_clean_shutdown_replays_the_log(fresh_store):
         assert (abs(a - b) < 1e-9).all()
 
 
-def test_late_feedback_is_a_conflict(fresh_store):
-    with TestClient(create_app(fresh_store, api_key=KEY, feedback_window_s=0.0)) as client:
+def test_late_feedback_is_a_conflict(served_store):
+    with TestClient(create_app(served_store, api_key=KEY, feedback_window_s=0.0)) as client:
         event = _select(client).json()
         time.sleep(0.01)
         late = client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": 1}, headers=AUTH)
         assert late.status_code == 409 and "feedback window" in late.json()["error"]
 
 
-def test_metrics_health_and_offline_evaluation(fresh_store):
-    with TestClient(create_app(fresh_store, api_key=KEY)) as client:
+def test_metrics_health_and_offline_evaluation(served_store):
+    with TestClient(create_app(served_store, api_key=KEY)) as client:
         for i in range(60):
             event = _select(client, cluster_id=i % 5).json()
             client.post("/v1/feedback", json={"event_id": event["event_id"], "reward": float(i % 3 == 0)},
@@ -161,24 +161,24 @@ def test_metrics_health_and_offline_evaluation(fresh_store):
         health = client.get("/healthz").json()
         assert health["events"] == 60 and health["rewards"] == 60
         assert client.get("/docs").status_code == 200
-    result = CliRunner().invoke(cli, ["evaluate", "--store", str(fresh_store), "--alpha", "0.3"])
+    result = CliRunner().invoke(cli, ["evaluate", "--store", str(served_store), "--alpha", "0.3"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["test_events"] == 30 and 0 <= report["snips"]["value"] <= 1
     assert report["ips"]["ci_low"] <= report["ips"]["value"] <= report["ips"]["ci_high"]
 
 
-def test_offline_evaluation_of_greedy_prior_random_and_another_rule(fresh_store):
+def test_offline_evaluation_of_greedy_prior_random_and_another_rule(served_store):
     """`studio evaluate` scores the baselines and another decision rule on the served log;
     every estimate carries its effective sample size; bad candidates are refused."""
-    service = SelectionService.open(Store(fresh_store))
+    service = SelectionService.open(Store(served_store))
     for i in range(400):
         chosen = service.select("mug", cluster_id=i % 5)
         service.feedback(chosen.event_id, float(i % 7 == 0))
     runner = CliRunner()
     for args in (["--policy", "greedy_prior"], ["--policy", "random"],
                  ["--policy", "bandit", "--rule", "thompson", "--alpha", "0.05"]):
-        result = runner.invoke(cli, ["evaluate", "--store", str(fresh_store), *args])
+        result = runner.invoke(cli, ["evaluate", "--store", str(served_store), *args])
         assert result.exit_code == 0, result.output
         report = json.loads(result.output.strip().splitlines()[-1])
         assert report["test_events"] == 200
@@ -191,10 +191,10 @@ def test_offline_evaluation_of_greedy_prior_random_and_another_rule(fresh_store)
             assert estimate["ess"] > 0
         assert "effective sample size" in result.output or "refused" in result.output
     # Uniform choice overlaps the epsilon-mixed log everywhere: every estimator answers.
-    random = json.loads(runner.invoke(cli, ["evaluate", "--store", str(fresh_store), "--policy",
+    random = json.loads(runner.invoke(cli, ["evaluate", "--store", str(served_store), "--policy",
                                             "random"]).output.strip().splitlines()[-1])
     assert all("value" in random[name] for name in ("ips", "snips", "dr"))
-    bad = runner.invoke(cli, ["evaluate", "--store", str(fresh_store), "--policy", "oracle"])
+    bad = runner.invoke(cli, ["evaluate", "--store", str(served_store), "--policy", "oracle"])
     assert bad.exit_code == 2 and "unknown policy 'oracle'" in bad.stderr
-    bad = runner.invoke(cli, ["evaluate", "--store", str(fresh_store), "--rule", "greedy"])
+    bad = runner.invoke(cli, ["evaluate", "--store", str(served_store), "--rule", "greedy"])
     assert bad.exit_code == 2 and "policy must be one of" in bad.stderr

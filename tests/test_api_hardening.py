@@ -243,10 +243,10 @@ def test_disk_full_during_serving(fresh_store):
     assert sum(sum(c.values()) for c in counts.values()) == len(acknowledged)
 
 
-def test_snapshot_failure_after_commit_is_not_a_500(fresh_store, monkeypatch):
+def test_snapshot_failure_after_commit_is_not_a_500(served_store, monkeypatch):
     """The snapshot after a committed reward fails (disk full): 200 ``applied``, the
     snapshot stays pending and is written with a later reward."""
-    application = create_app(fresh_store, api_key=KEY, snapshot_every=1, min_free_bytes=0)
+    application = create_app(served_store, api_key=KEY, snapshot_every=1, min_free_bytes=0)
     service = application.state.service
     real = type(service).snapshot
     failing = [True]
@@ -268,7 +268,7 @@ def test_snapshot_failure_after_commit_is_not_a_500(fresh_store, monkeypatch):
         answer = client.post("/v1/feedback", json={"event_id": second["event_id"], "reward": 0},
                              headers=AUTH)
         assert answer.status_code == 200 and not service.pending_snapshots
-    assert Store(fresh_store).counts()["rewards"] == 2
+    assert Store(served_store).counts()["rewards"] == 2
 
 
 def test_read_only_store_is_not_ready(fresh_store):
@@ -312,8 +312,8 @@ def test_low_disk_floor_sheds_selections(fresh_store):
 
 
 # ------------------------------------------------------------ feedback, auth, errors
-def test_conflicting_reward_is_409_with_both_values(fresh_store):
-    with TestClient(create_app(fresh_store, api_key=KEY)) as client:
+def test_conflicting_reward_is_409_with_both_values(served_store):
+    with TestClient(create_app(served_store, api_key=KEY)) as client:
         event = client.post("/v1/select", json=_select_body(), headers=AUTH).json()["event_id"]
         send = lambda r: client.post("/v1/feedback", json={"event_id": event, "reward": r},
                                      headers=AUTH)
@@ -325,7 +325,7 @@ def test_conflicting_reward_is_409_with_both_values(fresh_store):
         assert body["recorded"] == 1.0 and body["received"] == 0.0 and "error" in body
         service = client.app.state.service
         assert sum(service.models[service.products["mug"]].counts().values()) == 1
-    rows = Store(fresh_store).query("SELECT reward FROM rewards")
+    rows = Store(served_store).query("SELECT reward FROM rewards")
     assert [r[0] for r in rows] == [1.0]
 
 
@@ -388,8 +388,8 @@ def test_every_error_is_json_and_a_500_keeps_the_connection(fresh_store):
 
 
 # ------------------------------------------------------------ retention
-def test_retention_prunes_only_events_folded_into_a_snapshot(fresh_store):
-    store = Store(fresh_store)
+def test_retention_prunes_only_events_folded_into_a_snapshot(served_store):
+    store = Store(served_store)
     service = SelectionService.open(store, snapshot_every=1000, feedback_window_s=1.0,
                                     retention_s=0.0)
     chosen = [service.select("mug", cluster_id=i % 5) for i in range(20)]
@@ -405,6 +405,6 @@ def test_retention_prunes_only_events_folded_into_a_snapshot(fresh_store):
     kept = {r[0] for r in store.query("SELECT event_id FROM events")}
     assert kept == {c.event_id for c in chosen[10:15]} | {recent.event_id}
     assert store.counts()["rewards"] == 5
-    restarted = SelectionService.open(Store(fresh_store))
+    restarted = SelectionService.open(Store(served_store))
     assert {k: m.counts() for k, m in restarted.models.items()} == counts
-    assert SelectionService.open(Store(fresh_store)).prune() == 0  # retention off by default
+    assert SelectionService.open(Store(served_store)).prune() == 0  # retention off by default

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -17,7 +16,7 @@ from studio.inputs.tables import load_users
 from studio.learning.batch import BatchSettings, run_batch
 from studio.cli import app
 from studio.errors import StudioError
-from studio.store import Store
+from studio.store import Store, database_errors
 
 CATALOG = REPO / "assets" / "demo" / "catalog.csv"
 
@@ -29,14 +28,15 @@ def clusters_file(tmp_path_factory):
     return path
 
 
-def _batch_command(store, clusters_file):
+def _batch_command(store, clusters_file, folder=None):
     return [PYTHON, "-m", "studio", "batch", str(CATALOG), "--audience", str(clusters_file),
             "--store", str(store), "--per-cluster", "2", "--formats", "1:1,9:16",
-            "--size", "64", "--engine", "backdrop", "--no-watermark"]
+            "--size", "64", "--engine", "backdrop", "--no-watermark",
+            *(["--store-folder", str(folder)] if folder else [])]
 
 
-def _snapshot(store_dir) -> dict:
-    conn = sqlite3.connect(store_dir / "store.db")
+def _snapshot(location) -> dict:
+    store = Store(location)
     tables = {
         "creatives": "SELECT creative_id, job_key, product_id, prompt_id, cluster_id, format, seed, "
                      "image_sha256, mask_sha256, reward, selected FROM creatives ORDER BY job_key",
@@ -45,24 +45,29 @@ def _snapshot(store_dir) -> dict:
         "products": "SELECT * FROM products ORDER BY product_id",
         "clusters": "SELECT cluster_id, size FROM clusters ORDER BY cluster_id",
     }
-    result = {name: conn.execute(sql).fetchall() for name, sql in tables.items()}
-    conn.close()
+    result = {name: [tuple(r) for r in store.query(sql)] for name, sql in tables.items()}
+    store.close()
     return result
 
 
-def _count(store_dir) -> int:
+def _count(location) -> int:
     try:
-        conn = sqlite3.connect(store_dir / "store.db", timeout=1)
-        n = conn.execute("SELECT COUNT(*) FROM creatives").fetchone()[0]
-        conn.close()
-        return n
-    except sqlite3.Error:
+        store = Store(location)
+    except (StudioError, *database_errors()):
+        return 0  # not created yet
+    try:
+        return store.counts()["creatives"]
+    except database_errors():
         return 0
+    finally:
+        store.close()
 
 
-def test_batch_killed_mid_run_resumes_to_the_same_store(tmp_path, clusters_file):
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    process = subprocess.Popen(_batch_command(killed, clusters_file), env=python_env(),
+def test_batch_killed_mid_run_resumes_to_the_same_store(tmp_path, clusters_file, store_location):
+    """Killed mid-run (SIGKILL), resumed: the same rows as a straight run into a SQLite
+    folder — on either backend."""
+    (killed, folder), clean = store_location, tmp_path / "clean"
+    process = subprocess.Popen(_batch_command(killed, clusters_file, folder), env=python_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _count(killed) < 6 and time.time() < deadline and process.poll() is None:

@@ -255,3 +255,62 @@ class socket_port:
 
     def __exit__(self, *exc):
         self._socket.close()
+
+
+# ------------------------------------------------------------ the command line
+def test_store_copy_moves_a_served_store_into_postgres(fresh_store, postgres_dsn, tmp_path):
+    """`studio store copy` carries rows, files, snapshots and the log; the copy serves on
+    from where the original stopped; a non-empty target is refused and left as it was."""
+    from typer.testing import CliRunner
+
+    from studio.cli import app
+    from studio.serving.service import SelectionService
+
+    source = Store(fresh_store)
+    service = SelectionService.open(source, snapshot_every=5)
+    for i in range(12):
+        chosen = service.select("mug", cluster_id=i % 5)
+        service.feedback(chosen.event_id, float(i % 3 == 0))
+    result = CliRunner().invoke(app, ["store", "copy", str(fresh_store), postgres_dsn,
+                                      "--store-folder", str(tmp_path / "pg")])
+    assert result.exit_code == 0, result.output
+    copy = Store(postgres_dsn)
+    assert copy.counts() == source.counts() and copy.check()["ok"]
+    assert copy.rewards_after(0) == source.rewards_after(0)
+    assert copy.snapshots() == source.snapshots()
+    again = SelectionService.open(copy)
+    category = service.products["mug"]
+    assert again.models[category].counts() == service.models[category].counts()
+    more = again.select("mug", cluster_id=1)  # numbering continues after the copied rows
+    assert again.feedback(more.event_id, 1.0) == "applied"
+    assert copy.rewards_after(0)[-1].seq == max(r.seq for r in source.rewards_after(0)) + 1
+    before = copy.counts()
+    refused = CliRunner().invoke(app, ["store", "copy", str(fresh_store), postgres_dsn])
+    assert refused.exit_code == 2 and "is not empty" in refused.stderr
+    assert Store(postgres_dsn).counts() == before
+
+
+def test_an_unreachable_store_is_one_line_without_the_password(tmp_path):
+    pytest.importorskip("psycopg")
+    from typer.testing import CliRunner
+
+    from studio.cli import app
+
+    with socket_port() as port:
+        dsn = f"postgresql://studio:hunter2@127.0.0.1:{port}/db"
+    result = CliRunner().invoke(app, ["store", "check", dsn])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be opened" in lines[0] and "hunter2" not in lines[0]
+    assert f"studio:***@127.0.0.1:{port}" in lines[0]
+
+
+def test_the_store_comes_from_studio_store_when_not_given(fresh_store):
+    from typer.testing import CliRunner
+
+    from studio.cli import app
+
+    result = CliRunner().invoke(app, ["store", "check"], env={"STUDIO_STORE": str(fresh_store)})
+    assert result.exit_code == 0 and "ok" in result.output
+    missing = CliRunner().invoke(app, ["store", "check"], env={"STUDIO_STORE": ""})
+    assert missing.exit_code == 2 and "STORE" in missing.output + missing.stderr

@@ -9,7 +9,6 @@ path. An engine that cannot run ends with exit code 1; a cancelled render with 1
 from __future__ import annotations
 
 import errno
-import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -17,6 +16,8 @@ import typer
 
 from pipelines import InputError
 from pipelines.engines import EngineUnavailableError, RenderCancelled
+
+from ..store import database_errors, fault_kind
 
 
 @contextmanager
@@ -36,7 +37,7 @@ def cli_errors() -> Iterator[None]:
     except OSError as exc:
         typer.echo(f"error: {os_error_message(exc)}", err=True)
         raise typer.Exit(2) from None
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         typer.echo(f"error: {database_error_message(exc)}", err=True)
         raise typer.Exit(2) from None
 
@@ -67,19 +68,20 @@ def os_error_message(exc: OSError) -> str:
     return f"{text} ({hint})" if hint else text
 
 
-def database_error_message(exc: sqlite3.Error) -> str:
-    """One line for an SQLite error of a store (full, read-only, cannot open...)."""
+def database_error_message(exc: BaseException) -> str:
+    """One line for a store database's error (full, read-only, busy, unreachable...)."""
     path = getattr(exc, "store_path", None)
     where = f"store database {path!r}" if path else "store database"
     detail = " ".join(str(exc).split()) or type(exc).__name__
-    lowered = detail.lower()
-    if "full" in lowered:
-        return f"{where} cannot grow: {detail} (free some space and run again)"
-    if "readonly" in lowered or "read-only" in lowered:
-        return f"{where} is read-only: {detail} (make it writable or use another store)"
-    if "locked" in lowered or "busy" in lowered:
-        return f"{where} is busy: {detail} (another process holds it; try again)"
-    return f"{where}: {detail}"
+    hint = {"full": ("cannot grow", "free some space and run again"),
+            "read-only": ("is read-only", "make it writable or use another store"),
+            "busy": ("is busy", "another process holds it; try again"),
+            "unavailable": ("cannot be opened", "check that it exists and, for PostgreSQL, "
+                                                  "that the server runs and the DSN is right"),
+            }.get(fault_kind(exc))
+    if hint is None:
+        return f"{where}: {detail}"
+    return f"{where} {hint[0]}: {detail} ({hint[1]})"
 
 
 def choice(value: str, allowed, what: str) -> str:

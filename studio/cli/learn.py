@@ -11,6 +11,7 @@ from pipelines import InputError
 from pipelines.engines import ENGINE_NAMES
 
 from .errors import choice, cli_errors
+from .options import store_option
 
 app = typer.Typer()
 
@@ -49,7 +50,7 @@ def simulate(
 
 @app.command("evolve")
 def evolve_command(
-    store: Path = typer.Option(..., help="Store folder built by `studio batch`."),
+    store: str = store_option("Store built by `studio batch`"),
     catalog: Path = typer.Option(Path("assets/demo/catalog.csv"), help="The catalog the store "
                                  "was built from (its product images)."),
     rounds: int = typer.Option(1, help="Rounds to run."),
@@ -97,7 +98,7 @@ def evolve_command(
 
 @app.command()
 def finetune(
-    store: Path = typer.Option(..., help="Store with scored creatives."),
+    store: str = store_option("Store with scored creatives"),
     category: str = typer.Option(..., help="Product category whose best creatives train the LoRA."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the LoRA weights."),
     top: int = typer.Option(20, help="How many of the highest-reward creatives to train on."),

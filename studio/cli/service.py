@@ -12,6 +12,7 @@ from pipelines import InputError
 from pipelines.engines import ENGINE_NAMES
 
 from .errors import choice, cli_errors
+from .options import store_folder_option, store_option
 
 app = typer.Typer()
 
@@ -22,7 +23,8 @@ def batch(
                                    "(e.g. assets/demo/catalog.csv)."),
     audience: Path = typer.Option(..., help="User table (fitted on the first run) or a "
                                   "clusters file from `studio audience fit`."),
-    store: Path = typer.Option(..., help="Store folder (created on the first run)."),
+    store: str = store_option("Store (created on the first run)"),
+    store_folder: Optional[Path] = store_folder_option(),
     per_cluster: int = typer.Option(4, help="Prompts per category and cluster."),
     formats: str = typer.Option("1:1", help="Comma-separated ad formats."),
     seeds: str = typer.Option("0", help="Comma-separated seeds per prompt."),
@@ -50,14 +52,15 @@ def batch(
             seeds=seed_list, engine=engine, size=size, top_m=top_m, k=k,
             max_bytes=int(max_bytes) if max_bytes is not None else None,
             reward_model=str(reward_model) if reward_model else None, watermark=watermark)
-        summary = run_batch(catalog, audience, store, settings, echo=typer.echo)
+        summary = run_batch(catalog, audience, store, settings, echo=typer.echo,
+                            store_folder=store_folder)
     if summary:
         typer.echo(json.dumps(summary))
 
 
 @app.command()
 def serve(
-    store: Path = typer.Option(..., help="Store folder built by `studio batch`."),
+    store: str = store_option("Store built by `studio batch`"),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
     api_key: Optional[str] = typer.Option(None, help="API key for writes (default: "
@@ -83,7 +86,9 @@ def serve(
             raise InputError(f"--retain-days must be >= 0, got {retain_days}")
         if not 0 <= min_free_mb < 1e9:
             raise InputError(f"--min-free-mb must be >= 0, got {min_free_mb}")
-        typer.echo(f"serving {store} on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+        from ..store import redact
+
+        typer.echo(f"serving {redact(store)} on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         run_server(store, host=host, port=port, api_key=api_key, max_body_bytes=max_body_bytes,
                    retention_s=retain_days * 86400 if retain_days is not None else None,
                    min_free_bytes=int(min_free_mb * 1024 * 1024))
@@ -91,7 +96,7 @@ def serve(
 
 @app.command()
 def evaluate(
-    store: Path = typer.Option(..., help="Store folder with a served event log."),
+    store: str = store_option("Store with a served event log"),
     policy: str = typer.Option("bandit", help="Candidate: bandit (the service's, with "
                                "--alpha/--rule), greedy_prior (the reward model's top arm, no "
                                "learning) or random."),

@@ -1,19 +1,21 @@
-"""Commands about a creative store: ``studio store check``."""
+"""Commands about a creative store: ``studio store check``, ``studio store copy``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from .errors import cli_errors
+from .options import store_argument, store_folder_option
 
 app = typer.Typer(help="Inspect a creative store.", no_args_is_help=True)
 
 
 @app.command("check")
 def store_check(
-    store: Path = typer.Argument(..., help="Store folder."),
+    store: str = store_argument("Store"),
     repair: bool = typer.Option(False, help="Delete orphan and temporary files."),
 ) -> None:
     """Find orphan files, missing files and hash mismatches; exit 1 if any."""
@@ -28,3 +30,23 @@ def store_check(
                + ("ok" if report["ok"] else "problems found" + (" (repaired)" if repair else "")))
     if not report["ok"] and not repair:
         raise typer.Exit(1)
+
+
+@app.command("copy")
+def store_copy(
+    source: str = typer.Argument(..., help="The store to copy: a folder or a PostgreSQL DSN."),
+    target: str = typer.Argument(..., help="A new store: a folder or a PostgreSQL DSN of an "
+                                 "empty database."),
+    store_folder: Optional[Path] = store_folder_option(),
+) -> None:
+    """Copy a store (rows, files, bandit snapshots, the served log) into a new, empty one —
+    e.g. a SQLite folder into PostgreSQL. A failed copy leaves the target without rows."""
+    from ..store import Store, redact
+    from ..store.transfer import copy_store
+
+    with cli_errors():
+        origin = Store(source)
+        copied = copy_store(origin, Store(target, folder=store_folder, create=True),
+                            echo=typer.echo)
+    typer.echo(f"copied {redact(source)} to {redact(target)}: "
+               + ", ".join(f"{n} {table}" for table, n in copied.items()))

@@ -64,8 +64,9 @@ class BatchSettings:
 
 
 def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
-              echo: Callable[[str], None] = print) -> dict:
-    """Render what is missing into the store, then score and choose the arms."""
+              echo: Callable[[str], None] = print, store_folder=None) -> dict:
+    """Render what is missing into the store (a folder, or a PostgreSQL DSN with
+    ``store_folder`` for its files), then score and choose the arms."""
     from accelerate import PartialState
 
     started = time.perf_counter()
@@ -74,7 +75,7 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     catalog = load_catalog(catalog_path)  # bad input fails before the store is touched
     products = {row.product_id: (row, load_product(row.image, name=row.product_id))
                 for row in catalog.itertuples()}
-    store = Store(store_dir, create=True)
+    store = Store(store_dir, folder=store_folder, create=True)
     if state.is_main_process:
         # Leftovers of a killed writer; a live writer's temporary files are younger.
         store.remove_temporary_files(min_age=600.0 if store.live_leases() else 1.0)
@@ -122,9 +123,9 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
         score_and_choose_arms(store, audience, _reward_model(settings, echo), top_m=settings.top_m)
     counts = store.counts()
     size = store.store_bytes()
-    echo(f"store {store.root}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
+    echo(f"store {store.location}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
          f"{counts['arms']} arms over {counts['clusters']} clusters")
-    return {"store": str(store.root), **counts, "bytes": size, "rendered": rendered,
+    return {"store": store.location, **counts, "bytes": size, "rendered": rendered,
             "engine": engine.name, "seconds": round(time.perf_counter() - started, 1)}
 
 

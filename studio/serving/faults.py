@@ -1,20 +1,19 @@
 """What the selection service refuses, and storage faults: the errors its faces map to
 answers (the API: 404, 409, 503 + ``Retry-After``).
 
-A storage fault — a full disk, a read-only store, an I/O error, a lock held too long —
-is recognised on the exception or on one it was raised from (``storage_fault``).
+A storage fault — a full disk, a read-only store, an I/O error, a lock held too long, a
+PostgreSQL server that is down — is recognised on the exception or on one it was raised
+from (``storage_fault``; the store's ``fault_kind`` knows each database's errors).
 """
 
 from __future__ import annotations
 
 import errno
-import sqlite3
 
 from ..errors import StudioError
+from ..store import fault_kind
 
-#: What a failed write says when the store cannot be written now (and may be later).
-STORAGE_FAULTS = ("database or disk is full", "readonly database", "disk i/o error",
-                  "database is locked", "unable to open database file")
+#: OS errors that mean the store cannot be written now (and may be later).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
 
 
@@ -36,8 +35,8 @@ class RewardConflict(Conflict):
 
 
 class StoreUnavailable(StudioError):
-    """The store cannot be written now (full or read-only disk, I/O error, lock held):
-    nothing was written; retry later."""
+    """The store cannot be written now (full or read-only disk, I/O error, lock held,
+    database server unreachable): nothing was written; retry later."""
 
 
 def storage_fault(exc: BaseException | None) -> BaseException | None:
@@ -45,8 +44,7 @@ def storage_fault(exc: BaseException | None) -> BaseException | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, sqlite3.OperationalError) and any(
-                m in str(exc).lower() for m in STORAGE_FAULTS):
+        if fault_kind(exc) is not None:
             return exc
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
             return exc

@@ -14,6 +14,9 @@ Write transactions are serialised, on both backends, exactly as SQLite's
 ``BEGIN IMMEDIATE`` does: PostgreSQL takes a transaction-level advisory lock first. Every
 repository method that reads and then writes (claiming a job lease, checking a reward
 against the log, migrating) is therefore race-free on both, with the same code.
+
+Why this module is long: the two backends stand side by side, method for method, so that
+every difference between them is visible in one place.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ def is_dsn(location) -> bool:
 
 
 def redact(dsn: str) -> str:
-    """A DSN without its password, for messages and logs."""
+    """A DSN without its password, for messages and logs (a folder path as it is)."""
+    if not is_dsn(dsn):
+        return str(dsn)
     parts = urlsplit(dsn)
     if parts.password is None:
         return dsn
@@ -152,6 +157,10 @@ class SQLiteDatabase:
         return statement
 
     @staticmethod
+    def continue_numbering(conn, table: str, column: str) -> None:
+        """After rows were inserted with explicit keys: AUTOINCREMENT continues by itself."""
+
+    @staticmethod
     def table_exists(conn, table: str) -> bool:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                             (table,)).fetchone() is not None
@@ -209,6 +218,12 @@ class PostgresDatabase:
         statement = re.sub(r"\bINTEGER\b", "BIGINT", statement)
         statement = re.sub(r"\bREAL\b", "DOUBLE PRECISION", statement)
         return re.sub(r"\bBLOB\b", "BYTEA", statement)
+
+    @staticmethod
+    def continue_numbering(conn, table: str, column: str) -> None:
+        """After rows were inserted with explicit keys: move the identity past them."""
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                     f"COALESCE(MAX({column}), 0) + 1, false) FROM {table}")
 
     @staticmethod
     def table_exists(conn, table: str) -> bool:
