@@ -313,4 +313,4 @@ def test_the_store_comes_from_studio_store_when_not_given(fresh_store):
     result = CliRunner().invoke(app, ["store", "check"], env={"STUDIO_STORE": str(fresh_store)})
     assert result.exit_code == 0 and "ok" in result.output
     missing = CliRunner().invoke(app, ["store", "check"], env={"STUDIO_STORE": ""})
-    assert missing.exit_code == 2 and "STORE" in missing.output + missing.stderr
+    assert missing.exit_code == 2 and "Missing argument 'STORE'" in missing.output

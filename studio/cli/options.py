@@ -18,7 +18,8 @@ def store_option(what: str):
 
 def store_argument(what: str):
     """The store as a positional argument (``studio store check STORE``)."""
-    return typer.Argument(..., envvar=STORE_ENV, show_envvar=False, help=f"{what}: {_WHERE}.")
+    return typer.Argument(..., envvar=STORE_ENV, show_envvar=False, metavar="STORE",
+                          help=f"{what}: {_WHERE}.")
 
 
 def store_folder_option():
