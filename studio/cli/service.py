@@ -73,6 +73,9 @@ def serve(
                                                 "keep every event)."),
     min_free_mb: float = typer.Option(32.0, help="Free disk space below which /readyz "
                                       "answers 503 and new selections are refused (503)."),
+    replicas: int = typer.Option(1, help="Worker processes on the port, each a replica "
+                                 "learning from the store's reward log (several machines: "
+                                 "run `studio serve` on each, same --store DSN)."),
 ) -> None:
     """Serve the selection API (OpenAPI docs at /docs).
 
@@ -86,12 +89,14 @@ def serve(
             raise InputError(f"--retain-days must be >= 0, got {retain_days}")
         if not 0 <= min_free_mb < 1e9:
             raise InputError(f"--min-free-mb must be >= 0, got {min_free_mb}")
+        if not 1 <= replicas <= 64:
+            raise InputError(f"--replicas must be from 1 to 64, got {replicas}")
         from ..store import redact
 
         typer.echo(f"serving {redact(store)} on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         run_server(store, host=host, port=port, api_key=api_key, max_body_bytes=max_body_bytes,
                    retention_s=retain_days * 86400 if retain_days is not None else None,
-                   min_free_bytes=int(min_free_mb * 1024 * 1024))
+                   min_free_bytes=int(min_free_mb * 1024 * 1024), replicas=replicas)
 
 
 @app.command()

@@ -10,7 +10,15 @@ placement, one-hot.
 Durability: every decision and every reward is committed to the store before it is
 answered. Bandit state is snapshotted every ``snapshot_every`` rewards; on start the
 service loads the snapshot and replays the rewards logged after it — so a crash loses no
-update, and the loss window of an unsnapshotted model is zero. A snapshot that fails
+update, and the loss window of an unsnapshotted model is zero.
+
+Replicas: the models learn only from the log. A reward is committed with the next
+``seq`` (writes are serialised, so rows become visible in ``seq`` order with no gaps);
+``catch_up`` applies every reward after the service's position, in order — after its own
+feedback, and whenever ``follow`` (a thread the API starts) is woken by PostgreSQL's
+``NOTIFY`` or its poll. So any number of services (processes, machines) over one store
+end with the same models, and feedback for an event another replica chose works and is
+idempotent. ``lag`` says how far a replica is behind the log. A snapshot that fails
 after a reward was committed (a full disk) is logged and left pending: it is retried on
 the category's next reward and by ``maintain``; the reward itself stands.
 
@@ -61,7 +69,7 @@ from .faults import Conflict, NotFound, RewardConflict, StoreUnavailable, storag
 
 log = logging.getLogger("studio.serving")
 
-PROBE_CATEGORY = "\x00readiness-probe"  # never a catalog category
+PROBE_CATEGORY = "\x01readiness-probe"  # never a catalog category (PostgreSQL text takes no NUL)
 PROBE_BYTES = 64 * 1024                 # the readiness probe allocates this much
 PROBE_WAIT_MS = 2000                    # ... and waits at most this long for the write lock
 
@@ -110,6 +118,7 @@ class SelectionService:
         self._free = (0.0, 0)  # (checked at, free bytes): the disk floor, checked once a second
         self.models: dict[str, LinUCB] = {}
         self._applied_seq: dict[str, int] = {}
+        self._position = 0  # every reward with a seq up to here is applied (or skipped)
         self._since_snapshot: dict[str, int] = {}
         self._snapshot_failed: set[str] = set()
         self._lock = threading.RLock()
@@ -222,10 +231,49 @@ class SelectionService:
             if outcome.status == "expired":
                 raise Conflict(f"event {event_id} is older than the feedback window "
                                f"({self.feedback_window_s:g} s)")
-            event = outcome.event
-            # Applied under the same lock, in commit order: snapshots stay consistent.
-            self._apply(event.category, event.arm_id, event.context, reward, outcome.seq)
+            # Applied from the log, in commit order with every replica's rewards (this
+            # one's is committed, so it is among them): snapshots stay consistent.
+            try:
+                self.catch_up()
+            except Exception as exc:  # committed: the follower or the next feedback applies it
+                log.warning("applying the reward log failed (retried): %s", exc)
         return "applied"
+
+    def catch_up(self) -> int:
+        """Apply the rewards logged after this service's position, in ``seq`` order;
+        returns how many. Storage faults propagate (the position stays)."""
+        with self._lock:
+            rows = self.store.rewards_after(self._position)
+            for row in rows:
+                if row.seq > self._applied_seq.get(row.category, 0):
+                    self._apply(row.category, row.arm_id, row.context, row.reward, row.seq)
+                self._position = row.seq
+            return len(rows)
+
+    def follow(self, stop: threading.Event, *, poll_s: float = 0.5) -> None:
+        """Keep applying the log until ``stop`` is set: woken at once by PostgreSQL's
+        notifications, else every ``poll_s`` seconds. Run it in a thread of its own."""
+        listener = self.store.reward_listener()
+        try:
+            while not stop.is_set():
+                listener.wait(poll_s)
+                try:
+                    self.catch_up()
+                except Exception as exc:  # a storage fault: keep following
+                    log.warning("catching up with the reward log failed: %s", exc)
+                    stop.wait(poll_s)
+        finally:
+            listener.close()
+            self.store.close()
+
+    def lag(self) -> dict:
+        """How far this replica is behind the log: rewards not applied yet, the age of
+        the oldest of them, this replica's position and the log's last ``seq``."""
+        backlog = self.store.reward_backlog(self._position)
+        age = 0.0 if backlog.oldest_received_at is None else max(
+            0.0, time.time() - backlog.oldest_received_at)
+        return {"position": self._position, "log_seq": backlog.last_seq,
+                "behind": backlog.count, "behind_s": round(age, 3)}
 
     def _apply(self, category: str, arm_id: str, context, reward: float, seq: int) -> None:
         model = self.models.get(category)
@@ -316,9 +364,8 @@ class SelectionService:
             self._applied_seq[category] = seq
         # Rewards after the oldest snapshot, in commit order; each category skips what
         # its own snapshot already holds (a category without a model ignores its rows).
-        for row in self.store.rewards_after(min(self._applied_seq.values(), default=0)):
-            if row.seq > self._applied_seq.get(row.category, 0):
-                self._apply(row.category, row.arm_id, row.context, row.reward, row.seq)
+        self._position = min(self._applied_seq.values(), default=0)
+        self.catch_up()
 
     # --------------------------------------------------- readiness, retention
     def _check_free_space(self) -> None:

@@ -149,8 +149,15 @@ class SQLiteDatabase:
         return True
 
     @staticmethod
-    def begin(conn) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def begin(conn, *, serialised: bool = True) -> None:
+        conn.execute("BEGIN IMMEDIATE")  # SQLite serialises every writer anyway
+
+    @staticmethod
+    def notify(conn, channel: str, payload: str) -> None:
+        """Nothing to do: SQLite readers of the log poll it."""
+
+    def listener(self, channel: str) -> "Poller":
+        return Poller()
 
     @staticmethod
     def ddl(statement: str) -> str:
@@ -207,9 +214,20 @@ class PostgresDatabase:
         return not (conn.raw.closed or conn.raw.broken)
 
     @staticmethod
-    def begin(conn) -> None:
+    def begin(conn, *, serialised: bool = True) -> None:
+        """``serialised``: take the store's write lock (every write that reads before it
+        writes, or whose commit order matters); a plain insert need not wait for it."""
         conn.execute("BEGIN")
-        conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+        if serialised:
+            conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
+    @staticmethod
+    def notify(conn, channel: str, payload: str) -> None:
+        """Wake the listeners of ``channel`` when the transaction commits."""
+        conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def listener(self, channel: str) -> "PostgresListener":
+        return PostgresListener(self.dsn, channel)
 
     @staticmethod
     def ddl(statement: str) -> str:
@@ -238,6 +256,44 @@ class PostgresDatabase:
         finally:
             if PostgresDatabase.usable(conn):
                 conn.execute("SET lock_timeout = 0")
+
+
+class Poller:
+    """A listener for a database without notifications: ``wait`` just waits."""
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(timeout)
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresListener:
+    """``LISTEN`` on its own connection: ``wait`` returns True as soon as a notification
+    arrives, False after ``timeout`` seconds without one (the caller polls anyway). A lost
+    connection is reopened on the next wait."""
+
+    def __init__(self, dsn: str, channel: str):
+        self.dsn, self.channel, self._conn = dsn, channel, None
+
+    def wait(self, timeout: float) -> bool:
+        import psycopg
+
+        try:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+                self._conn.execute(f"LISTEN {self.channel}")
+            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error:
+            self.close()
+            time.sleep(timeout)  # the database is away: poll at the caller's pace
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def _pg_rows(cursor):

@@ -80,6 +80,19 @@ class RewardedEvent:
     reward: float
 
 
+@dataclass(frozen=True)
+class RewardBacklog:
+    """Rewards in the log after a position: how many, the oldest's receipt time, the
+    last ``seq``."""
+
+    count: int
+    oldest_received_at: float | None
+    last_seq: int
+
+
+#: The notification channel a committed reward is announced on (PostgreSQL).
+REWARDS_CHANNEL = "studio_rewards"
+
 _EVENT = ("SELECT event_id, category, arm_id, context, created_at FROM events "
           "WHERE event_id = ?")
 
@@ -132,8 +145,9 @@ class ServingLog:
                   arm_id: str, creative_id: str, placement: str, candidates: list[str],
                   context: list[float], propensity: float, score: float,
                   created_at: float | None = None) -> None:
-        """Record a served decision (committed on return)."""
-        with self.transaction() as tx:
+        """Record a served decision (committed on return). A plain insert: on PostgreSQL
+        it does not wait for the write lock that rewards take."""
+        with self.transaction(serialised=False) as tx:
             tx.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (event_id, time.time() if created_at is None else created_at, product_id,
                         category, cluster_id, arm_id, creative_id, placement,
@@ -163,6 +177,7 @@ class ServingLog:
             if time.time() - event.created_at > window_s:
                 return RewardOutcome("expired", event)
             seq = self._insert_reward(tx, event_id, reward)
+            self.database.notify(tx, REWARDS_CHANNEL, str(seq))
         return RewardOutcome("applied", event, None, seq)
 
     def rewards_after(self, seq: int = 0) -> list[LoggedReward]:
@@ -174,6 +189,18 @@ class ServingLog:
                     "SELECT r.seq, r.reward, e.category, e.arm_id, e.context FROM rewards r "
                     "JOIN events e ON e.event_id = r.event_id WHERE r.seq > ? ORDER BY r.seq",
                     (seq,))]
+
+    def reward_backlog(self, after_seq: int) -> RewardBacklog:
+        """How far the log is past ``after_seq``: rewards after it, the oldest one's
+        receipt time, the last ``seq`` (a replica's lag)."""
+        row = self.query("SELECT COUNT(*), MIN(received_at), MAX(seq) FROM rewards "
+                         "WHERE seq > ?", (after_seq,))[0]
+        return RewardBacklog(int(row[0]), row[1], int(row[2]) if row[2] is not None else after_seq)
+
+    def reward_listener(self):
+        """Something to ``wait(timeout)`` on for new rewards: PostgreSQL ``LISTEN``
+        (True when woken), or a plain wait where the database cannot notify."""
+        return self.database.listener(REWARDS_CHANNEL)
 
     def rewarded_events(self) -> list[RewardedEvent]:
         """Every rewarded event in time order (then reward ``seq``)."""
@@ -194,11 +221,14 @@ class ServingLog:
 
     # ------------------------------------------------------------ snapshots
     def save_snapshot(self, category: str, model: bytes, reward_seq: int) -> None:
-        """Write (or replace) a category's bandit snapshot (committed on return)."""
+        """Write a category's bandit snapshot, or replace one that folds in no later
+        reward (committed on return): replicas that snapshot the same log never move a
+        snapshot back behind rewards that retention may already have deleted."""
         with self.transaction() as tx:
             tx.execute("INSERT INTO bandit_snapshots VALUES (?, ?, ?, ?) ON CONFLICT(category) "
                        "DO UPDATE SET model = excluded.model, reward_seq = excluded.reward_seq, "
-                       "saved_at = excluded.saved_at",
+                       "saved_at = excluded.saved_at "
+                       "WHERE excluded.reward_seq >= bandit_snapshots.reward_seq",
                        (category, bytes(model), int(reward_seq), time.time()))
 
     def snapshots(self) -> dict[str, BanditSnapshot]:

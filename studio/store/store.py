@@ -110,12 +110,14 @@ class Store(ContentFiles, Leases, Pools, ServingLog):
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator:
+    def transaction(self, *, serialised: bool = True) -> Iterator:
         """One write transaction: serialised within the process, and across processes
-        (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory write lock)."""
+        (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory write lock). A transaction
+        that only inserts rows no other write reads first may pass ``serialised=False``:
+        PostgreSQL then runs it beside the others (SQLite still serialises it)."""
         conn = self.connection()
         with self._named(), self._write_lock:
-            self.database.begin(conn)
+            self.database.begin(conn, serialised=serialised)
             try:
                 yield conn
             except BaseException:

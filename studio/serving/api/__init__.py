@@ -1,6 +1,9 @@
 """The selection HTTP API (FastAPI): select, feedback, creatives, arms, health, metrics.
 
-One process, one uvicorn worker (the bandit lives in memory; the store is its log).
+Each process (a replica) keeps its bandit in memory and learns only from the store's
+reward log, so any number of replicas — ``studio serve --replicas N`` on one machine, or
+processes on several machines behind a load balancer over one PostgreSQL store — serve
+and learn as one; ``/healthz`` reports how far the replica is behind the log.
 Writes need ``Authorization: Bearer <key>`` (``--api-key`` or ``STUDIO_API_KEY``),
 compared in constant time.
 

@@ -6,10 +6,11 @@ docstring."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import threading
 from contextlib import asynccontextmanager
-from pathlib import Path
 from types import SimpleNamespace
 
 from fastapi import FastAPI
@@ -36,14 +37,16 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
                config: ServingConfig | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                retention_s: float | None = None, min_free_bytes: int = MIN_FREE_BYTES,
                maintenance_interval_s: float = 30.0,
-               retry_after_s: int = RETRY_AFTER_S) -> FastAPI:
+               retry_after_s: int = RETRY_AFTER_S, follow_poll_s: float = 0.5) -> FastAPI:
     """Build the API over a store. ``api_key`` defaults to ``$STUDIO_API_KEY``.
 
     ``max_body_bytes``: larger request bodies are refused (413). ``retention_s``: keep
     events this long after their feedback window (None: keep all; see
     ``SelectionService.prune``). ``min_free_bytes``: the disk floor of ``/readyz`` and of
     new selections. ``maintenance_interval_s``: how often pending snapshots are retried
-    and the log pruned. ``retry_after_s``: the ``Retry-After`` of 503 answers."""
+    and the log pruned. ``retry_after_s``: the ``Retry-After`` of 503 answers.
+    ``follow_poll_s``: how often the service looks for rewards other replicas logged
+    (on PostgreSQL a notification wakes it at once)."""
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
     key = api_key or os.environ.get("STUDIO_API_KEY")
@@ -83,10 +86,17 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
     @asynccontextmanager
     async def lifespan(app):
         timer = asyncio.create_task(maintenance())
+        stop = threading.Event()
+        follower = threading.Thread(target=service.follow, args=(stop,),
+                                    kwargs={"poll_s": follow_poll_s}, name="studio-follow",
+                                    daemon=True)
+        follower.start()
         try:
             yield
         finally:
             timer.cancel()
+            stop.set()
+            follower.join(timeout=5 + follow_poll_s)
             try:
                 service.snapshot()
             except Exception as exc:  # the rewards are in the log: a restart replays them
@@ -114,12 +124,37 @@ def create_app(store_dir, *, api_key: str | None = None, snapshot_every: int = 1
     return app
 
 
-def serve(store_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
+#: The settings ``serve`` hands to each replica process (``app_from_environment``).
+SETTINGS_ENV = "STUDIO_SERVE_SETTINGS"
+
+
+def serve(store_dir, *, host: str = "127.0.0.1", port: int = 8000,
           api_key: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-          retention_s: float | None = None, min_free_bytes: int = MIN_FREE_BYTES) -> None:
-    """Run the API with one uvicorn worker (its bandit state lives in this process)."""
+          retention_s: float | None = None, min_free_bytes: int = MIN_FREE_BYTES,
+          replicas: int = 1) -> None:
+    """Run the API with uvicorn: one process, or ``replicas`` worker processes sharing
+    the port, each a replica with its own bandit that learns from the store's log."""
     import uvicorn
 
-    app = create_app(store_dir, api_key=api_key, max_body_bytes=max_body_bytes,
-                     retention_s=retention_s, min_free_bytes=min_free_bytes)
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="warning")
+    settings = {"store": str(store_dir), "api_key": api_key, "max_body_bytes": max_body_bytes,
+                "retention_s": retention_s, "min_free_bytes": min_free_bytes}
+    if replicas < 1:
+        raise StudioError(f"replicas must be >= 1, got {replicas}")
+    if replicas == 1:
+        app = _app(settings)
+        uvicorn.run(app, host=host, port=port, workers=1, log_level="warning")
+        return
+    _app(settings)  # fail here, once, on a bad store or key — not in every worker
+    os.environ[SETTINGS_ENV] = json.dumps(settings)
+    uvicorn.run("studio.serving.api.app:app_from_environment", factory=True, host=host,
+                port=port, workers=replicas, log_level="warning")
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one replica process of ``serve(replicas=N)``."""
+    return _app(json.loads(os.environ[SETTINGS_ENV]))
+
+
+def _app(settings: dict) -> FastAPI:
+    settings = dict(settings)
+    return create_app(settings.pop("store"), **settings)

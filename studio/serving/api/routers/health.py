@@ -1,7 +1,9 @@
 """``/readyz`` (readiness: the store takes a write, the disk has room), ``/healthz``
-(liveness, counts) and ``/metrics`` (Prometheus text, with each arm's observed CTR)."""
+(liveness, counts, this replica's lag behind the reward log) and ``/metrics`` (Prometheus text, with each arm's observed CTR)."""
 
 from __future__ import annotations
+
+import os
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -30,7 +32,8 @@ def health(service: SelectionService = Depends(get_service),
     counts = store.counts()
     return {"status": "ok", "schema_version": store.schema_version,
             "arms": len(service.arms), "events": counts["events"],
-            "rewards": counts["rewards"], "placements": list(PLACEMENTS)}
+            "rewards": counts["rewards"], "placements": list(PLACEMENTS),
+            "store": store.backend, "replica": {"pid": os.getpid(), **service.lag()}}
 
 
 @router.get("/metrics")
