@@ -1,201 +1,283 @@
-"""Load on the selection API: select + feedback from concurrent clients, persistence on.
+"""Load on the selection API: select + feedback from client processes against one or
+more replicas, persistence on, optionally killing a replica (SIGKILL) mid-load.
 
-Builds a demo store (demo catalog × demo audience, backdrop engine, small renders),
-starts ``studio serve`` in its own process on 127.0.0.1, and drives it with ``--clients``
-threads, each with a keep-alive connection, issuing select → feedback pairs at up to
-``--rate`` requests/s in total for ``--seconds`` (or until ``--requests``). Afterwards it
-checks, through /v1/arms, that every applied feedback is in the bandit state, then
-restarts the server and checks that the state came back.
+Builds a demo store (demo catalog × demo audience, backdrop engine, small renders) — in
+a folder (SQLite) for one replica, in PostgreSQL for several (``--store postgresql://…``
+of an empty database, or, with no DSN, a throwaway cluster this script starts and
+removes) — starts ``studio serve`` once per replica on 127.0.0.1, and drives them from
+``--client-processes`` processes with ``--clients`` keep-alive connections in all, each
+sending select → feedback pairs at up to ``--rate`` requests/s in total for ``--seconds``.
+A client selects on one replica and sends the feedback to the next (any replica takes
+any event). With ``--kill-after S`` replica 0 is killed with SIGKILL after S seconds and
+restarted at once (its clients move to the next replica meanwhile: a load balancer).
 
-    python bench/api_load.py [--clients 8] [--rate 500] [--seconds 20]
+Afterwards: every acknowledged reward must be in the log (``lost_updates``), and every
+replica, once caught up, must hold exactly the log's rewards in its bandit
+(``replica_mismatch``, from /v1/arms); then all replicas restart (SIGTERM) and the
+state must come back (``lost_after_restart``).
 
-The last line is JSON with p50_ms, p99_ms, rps, requests and lost_updates.
-Goal on this machine: p99 < 10 ms at 500 req/s, zero lost updates.
+    python bench/api_load.py [--replicas 2] [--store postgresql://…] [--kill-after 5]
+                             [--clients 8] [--client-processes 2] [--rate 500] [--seconds 20]
+
+The last line is JSON with replicas, rps, p50_ms, p99_ms, requests, acknowledged and
+lost_updates (and more). Goals: p99 < 10 ms at 500 req/s; 0 acknowledged rewards lost.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 KEY = "bench-key"
+PRODUCTS = ["mug", "sneaker", "bottle", "handbag", "perfume"]
 
 
-def build_store(folder: Path) -> Path:
+def build_store(location: str, folder: Path) -> None:
     from studio.inputs.audience import Audience
+    from studio.store import is_dsn
     from studio.inputs.tables import load_users
     from studio.learning.batch import BatchSettings, run_batch
 
     clusters = folder / "clusters.json"
     Audience(5).fit(load_users(ROOT / "assets/demo/users.csv")).save(clusters)
-    run_batch(ROOT / "assets/demo/catalog.csv", clusters, folder / "store",
+    run_batch(ROOT / "assets/demo/catalog.csv", clusters, location,
               BatchSettings(per_cluster=4, size="128", engine="backdrop", watermark=False),
-              echo=lambda m: None)
-    return folder / "store"
+              echo=lambda m: None, store_folder=folder / "files" if is_dsn(location) else None)
 
 
-def start_server(store: Path, port: int) -> subprocess.Popen:
-    import httpx
+class Replica:
+    """One ``studio serve`` process on its own port (restartable on the same port)."""
 
-    env = {**os.environ, "STUDIO_API_KEY": KEY, "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--store", str(store),
-                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        if process.poll() is not None:
-            raise SystemExit(f"server failed: {process.stderr.read().decode()[-2000:]}")
-    raise SystemExit("server did not start")
+    def __init__(self, store: str):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.store = store
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        import httpx
+
+        env = {**os.environ, "STUDIO_API_KEY": KEY, "OPENBLAS_NUM_THREADS": "1",
+               "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "studio", "serve", "--store", self.store, "--port",
+             str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(900):
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+            if self.process.poll() is not None:
+                raise SystemExit(f"replica failed: {self.process.stderr.read().decode()[-2000:]}")
+        raise SystemExit("replica did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)
+
+    def get(self, path: str) -> dict:
+        import httpx
+
+        return httpx.get(f"{self.base}{path}", timeout=30).json()
 
 
 class KeepAlive:
-    """A persistent HTTP/1.1 connection posting JSON with the API key."""
+    """Persistent HTTP/1.1 connections, one per replica, posting JSON with the API key."""
 
-    def __init__(self, port: int):
+    def __init__(self, ports: list[int]):
         import http.client
 
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.ports = ports
+        self.connections = {p: http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+                            for p in ports}
         self.headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
-    def post(self, path: str, payload: dict) -> tuple[int, dict]:
-        self.connection.request("POST", path, json.dumps(payload), self.headers)
-        response = self.connection.getresponse()
-        return response.status, json.loads(response.read())
+    def post(self, port: int, path: str, payload: dict) -> tuple[int, dict]:
+        connection = self.connections[port]
+        try:
+            connection.request("POST", path, json.dumps(payload), self.headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        except Exception:  # refused, reset, cut mid-answer: not acknowledged
+            connection.close()  # reconnects on the next request
+            return 0, {}
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.connection.close()
+    def close(self) -> None:
+        for connection in self.connections.values():
+            connection.close()
 
 
-def server_percentiles(base: str) -> dict:
-    """p50/p99 of the server's own request latency, from its Prometheus histogram
-    (bucket upper bounds: coarse, but free of the load generator's overhead)."""
-    import httpx
+def client_process(index: int, threads: int, ports: list[int], interval: float,
+                   stop_at: float, queue) -> None:
+    """``threads`` clients of one process; puts (latencies, acknowledged ids, errors)."""
+    import threading
 
-    buckets: dict[float, float] = {}
-    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
-        if line.startswith("studio_request_seconds_bucket") and 'path="/v1/' in line \
-                and ('/select"' in line or '/feedback"' in line):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets[float(bound)] = buckets.get(float(bound), 0.0) + float(line.rsplit(" ", 1)[1])
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    result = {}
-    for name, q in (("server_p50_ms", 0.5), ("server_p99_ms", 0.99)):
-        le = next(b for b in bounds if buckets[b] >= q * total)
-        result[name] = le * 1000 if le != float("inf") else None
-    return result
+    import numpy as np
+
+    latencies, acknowledged, errors = [], [], [0]
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        rng = np.random.default_rng(number)
+        http = KeepAlive(ports)
+        home = number % len(ports)
+        mine, acks, failed = [], [], 0
+        next_at = time.time() + rng.random() * interval
+        while time.time() < stop_at:
+            select_port = ports[home]
+            feedback_port = ports[(home + 1) % len(ports)]
+            time.sleep(max(0.0, next_at - time.time()))
+            next_at += interval
+            started = time.perf_counter()
+            code, body = http.post(select_port, "/v1/select", {
+                "product_id": PRODUCTS[int(rng.integers(5))], "cluster_id": int(rng.integers(5))})
+            mine.append(time.perf_counter() - started)
+            if code != 200:
+                failed += 1
+                home = (home + 1) % len(ports)  # the load balancer moves this client on
+                continue
+            time.sleep(max(0.0, next_at - time.time()))
+            next_at += interval
+            started = time.perf_counter()
+            event = body["event_id"]
+            code, answer = http.post(feedback_port, "/v1/feedback",
+                                     {"event_id": event, "reward": float(rng.random() < 0.1)})
+            mine.append(time.perf_counter() - started)
+            if code == 200 and answer.get("status") in ("applied", "duplicate"):
+                acks.append(event)
+            else:
+                failed += 1
+                home = (home + 1) % len(ports)
+        http.close()
+        with lock:
+            latencies.extend(mine)
+            acknowledged.extend(acks)
+            errors[0] += failed
+
+    workers = [threading.Thread(target=client, args=(index * 1000 + i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    queue.put((latencies, acknowledged, errors[0]))
+
+
+def caught_up(replicas: list[Replica], timeout: float = 60.0) -> list[dict]:
+    """Wait until every replica has applied the whole log; their /healthz replica parts."""
+    deadline = time.time() + timeout
+    while True:
+        states = [r.get("/healthz")["replica"] for r in replicas]
+        if all(s["behind"] == 0 for s in states) or time.time() > deadline:
+            return states
+        time.sleep(0.1)
+
+
+def updates(replica: Replica) -> int:
+    return sum(a["updates"] for a in replica.get("/v1/arms")["arms"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--store", default=None, help="a DSN of an empty PostgreSQL "
+                        "database (default: SQLite for one replica, a throwaway cluster "
+                        "for several)")
+    parser.add_argument("--kill-after", type=float, default=None,
+                        help="SIGKILL replica 0 after this many seconds, and restart it")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--rate", type=float, default=500.0, help="target requests/s in total")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--requests", type=int, default=20_000, help="upper bound")
     args = parser.parse_args()
-    import httpx
     import numpy as np
 
-    with tempfile.TemporaryDirectory() as folder:
-        store = build_store(Path(folder))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = start_server(store, port)
-        base = f"http://127.0.0.1:{port}"
-        latencies: list[float] = []
-        applied = errors = 0
-        lock = threading.Lock()
-        products = ["mug", "sneaker", "bottle", "handbag", "perfume"]
+    from studio.store import Store, is_dsn
+
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        location = args.store
+        if location is None and args.replicas > 1:
+            from studio.store.throwaway import new_database, throwaway_cluster
+
+            location = new_database(stack.enter_context(throwaway_cluster()))
+        location = location or str(folder / "store")
+        build_store(location, folder)
+        replicas = [Replica(location) for _ in range(args.replicas)]
+        stack.callback(lambda: [r.stop() for r in replicas])
+        ports = [r.port for r in replicas]
+        per_process = max(1, args.clients // args.client_processes)
         interval = args.clients / args.rate  # seconds between one client's requests
-        stop_at = time.perf_counter() + args.seconds
-        budget = [args.requests]
-
-        def client(index: int) -> None:
-            nonlocal applied, errors
-            rng = np.random.default_rng(index)
-            mine, local_applied, local_errors = [], 0, 0
-            # The standard library's keep-alive connection: the lightest client, so that
-            # the load generator (on the same cores) perturbs the server as little as it can.
-            with KeepAlive(port) as http:
-                next_at = time.perf_counter() + rng.random() * interval
-                while time.perf_counter() < stop_at:
-                    with lock:
-                        if budget[0] <= 0:
-                            break
-                        budget[0] -= 2
-                    for kind in ("select", "feedback"):
-                        time.sleep(max(0.0, next_at - time.perf_counter()))
-                        next_at += interval
-                        started = time.perf_counter()
-                        if kind == "select":
-                            code, body = http.post("/v1/select", {
-                                "product_id": products[int(rng.integers(5))],
-                                "cluster_id": int(rng.integers(5))})
-                            event = body.get("event_id") if code == 200 else None
-                        else:
-                            code, body = http.post("/v1/feedback", {
-                                "event_id": event, "reward": float(rng.random() < 0.1)})
-                            if code == 200 and body["status"] == "applied":
-                                local_applied += 1
-                        mine.append(time.perf_counter() - started)
-                        if code != 200:
-                            local_errors += 1
-                            break
-            with lock:
-                latencies.extend(mine)
-                applied += local_applied
-                errors += local_errors
-
+        queue = multiprocessing.get_context("spawn").Queue()
+        stop_at = time.time() + args.seconds
+        processes = [multiprocessing.get_context("spawn").Process(
+            target=client_process, args=(i, per_process, ports, interval, stop_at, queue))
+            for i in range(args.client_processes)]
         started = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        for p in processes:
+            p.start()
+        killed_at = None
+        if args.kill_after is not None:
+            time.sleep(args.kill_after)
+            replicas[0].stop(signal.SIGKILL)
+            killed_at = round(time.perf_counter() - started, 2)
+            replicas[0].start()
+        results = [queue.get() for _ in processes]
+        for p in processes:
+            p.join()
         elapsed = time.perf_counter() - started
-        server_side = server_percentiles(base)
-        arms = httpx.get(f"{base}/v1/arms", timeout=30).json()["arms"]
-        in_state = sum(a["updates"] for a in arms)
-        server.terminate()
-        server.wait(timeout=30)
-        server = start_server(store, port)
-        after_restart = sum(a["updates"] for a in httpx.get(f"{base}/v1/arms", timeout=30).json()["arms"])
-        server.terminate()
-        server.wait(timeout=30)
+        latencies = [x for r in results for x in r[0]]
+        acknowledged = {x for r in results for x in r[1]}
+        errors = sum(r[2] for r in results)
+
+        store = Store(location)
+        logged = {row[0] for row in store.query("SELECT event_id FROM rewards")}
+        states = caught_up(replicas)
+        in_state = [updates(r) for r in replicas]
+        for r in replicas:
+            r.stop()
+            r.start()
+        caught_up(replicas)
+        after_restart = [updates(r) for r in replicas]
+        backend = "postgresql" if is_dsn(location) else "sqlite"
 
     ms = np.array(latencies) * 1000
-    result = {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+    result = {"replicas": args.replicas, "store": backend,
+              "rps": round(len(ms) / elapsed, 1),
+              "p50_ms": round(float(np.percentile(ms, 50)), 3),
               "p99_ms": round(float(np.percentile(ms, 99)), 3),
-              "rps": round(len(ms) / elapsed, 1), "requests": len(ms), "errors": errors,
-              "clients": args.clients, "target_rate": args.rate,
-              "feedback_applied": applied, "updates_in_state": in_state,
-              "lost_updates": applied - in_state,
-              "lost_after_restart": applied - after_restart, **server_side}
-    print(f"{len(ms)} requests in {elapsed:.1f} s ({result['rps']} req/s, target {args.rate}): "
-          f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {errors} errors; "
-          f"{applied} feedbacks applied, {in_state} in the bandit state, "
-          f"{after_restart} after a restart; server-side p50 <= {server_side['server_p50_ms']} ms, "
-          f"p99 <= {server_side['server_p99_ms']} ms")
+              "requests": len(ms), "errors": errors, "target_rate": args.rate,
+              "clients": per_process * args.client_processes,
+              "client_processes": args.client_processes, "killed_at_s": killed_at,
+              "acknowledged": len(acknowledged), "rewards_in_log": len(logged),
+              "lost_updates": len(acknowledged - logged),
+              "replica_updates": in_state,
+              "replica_mismatch": sum(abs(n - len(logged)) for n in in_state),
+              "replica_lag_after_s": [s["behind_s"] for s in states],
+              "lost_after_restart": sum(abs(n - len(logged)) for n in after_restart)}
+    print(f"{len(ms)} requests in {elapsed:.1f} s on {args.replicas} replica(s) over {backend} "
+          f"({result['rps']} req/s, target {args.rate}): p50 {result['p50_ms']} ms, "
+          f"p99 {result['p99_ms']} ms, {errors} errors"
+          + (f", replica 0 killed at {killed_at} s" if killed_at is not None else "")
+          + f"; {len(acknowledged)} rewards acknowledged, {result['lost_updates']} of them "
+          f"missing from the log; replicas hold {in_state} of {len(logged)} logged rewards "
+          f"({after_restart} after a restart)")
     print(json.dumps(result))
 
 

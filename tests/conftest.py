@@ -184,75 +184,32 @@ def require(component: str, available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def _postgres_binaries() -> tuple[Path | None, str]:
-    """The folder with ``initdb`` and ``pg_ctl`` (on PATH, or Debian's versioned folder)."""
-    import shutil
-
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(found).resolve().parent, ""
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    if versions:
-        return versions[-1].parent, ""
-    return None, "PostgreSQL is not installed (apt-get install postgresql)"
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL cluster for this run (trust auth on 127.0.0.1, fsync off),
-    started in a few seconds and stopped at the end; yields its admin DSN. As root,
-    ``initdb`` and the server run as the ``postgres`` user (initdb refuses root)."""
-    import shutil
-    import subprocess
-    import tempfile
+    """A throwaway PostgreSQL cluster for this run (``studio.store.throwaway``); yields
+    its admin DSN."""
+    from studio.errors import StudioError
+    from studio.store.throwaway import throwaway_cluster, unavailable
 
-    binaries, reason = _postgres_binaries()
+    reason = unavailable()
+    require("postgres", reason is None, reason or "")
     try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        binaries, reason = None, "psycopg is not installed (pip install 'creative-studio[postgres]')"
-    as_root = os.geteuid() == 0
-    if binaries is not None and as_root and shutil.which("runuser") is None:
-        binaries, reason = None, "running as root without runuser to start PostgreSQL as postgres"
-    require("postgres", binaries is not None, reason)
-    data = Path(tempfile.mkdtemp(prefix="studio-pg-"))
-    prefix = []
-    if as_root:
-        shutil.chown(data, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True,  # noqa: E731
-                                       text=True, timeout=120)
+        cluster = throwaway_cluster()
+        dsn = cluster.__enter__()
+    except StudioError as exc:
+        require("postgres", False, str(exc))
     try:
-        run(str(binaries / "initdb"), "-U", "studio", "--auth=trust", "--no-sync",
-            "-D", str(data / "db"))
-        run(str(binaries / "pg_ctl"), "-w", "-D", str(data / "db"), "-l", str(data / "log"),
-            "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off "
-                  "-c max_connections=200", "start")
-    except subprocess.CalledProcessError as exc:
-        shutil.rmtree(data, ignore_errors=True)
-        require("postgres", False, f"PostgreSQL did not start: {exc.stderr.strip()[-300:]}")
-    try:
-        yield f"postgresql://studio@127.0.0.1:{port}/postgres"
+        yield dsn
     finally:
-        subprocess.run([*prefix, str(binaries / "pg_ctl"), "-D", str(data / "db"), "-m", "fast",
-                        "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(data, ignore_errors=True)
+        cluster.__exit__(None, None, None)
 
 
 @pytest.fixture
 def postgres_dsn(postgres_server):
     """The DSN of a new, empty database of the run's PostgreSQL cluster."""
-    import uuid
+    from studio.store.throwaway import new_database
 
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return postgres_server.rpartition("/")[0] + f"/{name}"
+    return new_database(postgres_server)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYTHON, REPO, python_env
+from conftest import PYTHON, REPO, python_env, require
 
 
 def _last_json(args: list[str], timeout: int = 300) -> dict:
@@ -61,8 +61,22 @@ def test_audience_prompts_bench():
 
 def test_api_load_bench():
     out = _last_json(["bench/api_load.py", "--seconds", "3", "--rate", "100", "--clients", "2"])
-    assert out["requests"] > 50 and out["errors"] == 0
+    assert out["requests"] > 50 and out["errors"] == 0 and out["store"] == "sqlite"
     assert out["lost_updates"] == 0 and out["lost_after_restart"] == 0
+    assert out["acknowledged"] == out["rewards_in_log"] and out["replica_mismatch"] == 0
+
+
+def test_api_load_bench_two_replicas_one_killed():
+    """Two replicas on a throwaway PostgreSQL cluster, one killed with SIGKILL mid-load
+    and restarted: nothing acknowledged is lost, both replicas hold the whole log."""
+    from studio.store.throwaway import unavailable
+
+    require("postgres", unavailable() is None, unavailable() or "")
+    out = _last_json(["bench/api_load.py", "--replicas", "2", "--kill-after", "3",
+                      "--seconds", "6", "--rate", "100", "--clients", "4"])
+    assert out["store"] == "postgresql" and out["killed_at_s"] is not None
+    assert out["acknowledged"] > 50 and out["lost_updates"] == 0
+    assert out["replica_mismatch"] == 0 and out["lost_after_restart"] == 0
 
 
 def test_evaluation_bench_quick():
