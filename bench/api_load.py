@@ -148,7 +148,7 @@ def client_process(index: int, threads: int, ports: list[int], interval: float,
             started = time.perf_counter()
             code, body = http.post(select_port, "/v1/select", {
                 "product_id": PRODUCTS[int(rng.integers(5))], "cluster_id": int(rng.integers(5))})
-            mine.append(time.perf_counter() - started)
+            mine.append(("select", time.perf_counter() - started))
             if code != 200:
                 failed += 1
                 home = (home + 1) % len(ports)  # the load balancer moves this client on
@@ -159,7 +159,7 @@ def client_process(index: int, threads: int, ports: list[int], interval: float,
             event = body["event_id"]
             code, answer = http.post(feedback_port, "/v1/feedback",
                                      {"event_id": event, "reward": float(rng.random() < 0.1)})
-            mine.append(time.perf_counter() - started)
+            mine.append(("feedback", time.perf_counter() - started))
             if code == 200 and answer.get("status") in ("applied", "duplicate"):
                 acks.append(event)
             else:
@@ -199,6 +199,8 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="a DSN of an empty PostgreSQL "
                         "database (default: SQLite for one replica, a throwaway cluster "
                         "for several)")
+    parser.add_argument("--durable", action="store_true",
+                        help="run the throwaway cluster with fsync on (default off)")
     parser.add_argument("--kill-after", type=float, default=None,
                         help="SIGKILL replica 0 after this many seconds, and restart it")
     parser.add_argument("--clients", type=int, default=8)
@@ -216,7 +218,7 @@ def main() -> None:
         if location is None and args.replicas > 1:
             from studio.store.throwaway import new_database, throwaway_cluster
 
-            location = new_database(stack.enter_context(throwaway_cluster()))
+            location = new_database(stack.enter_context(throwaway_cluster(fsync=args.durable)))
         location = location or str(folder / "store")
         build_store(location, folder)
         replicas = [Replica(location) for _ in range(args.replicas)]
@@ -257,11 +259,15 @@ def main() -> None:
         after_restart = [updates(r) for r in replicas]
         backend = "postgresql" if is_dsn(location) else "sqlite"
 
-    ms = np.array(latencies) * 1000
-    result = {"replicas": args.replicas, "store": backend,
+    ms = np.array([seconds for _, seconds in latencies]) * 1000
+    by_kind = {kind: np.array([x for k, x in latencies if k == kind]) * 1000
+               for kind in ("select", "feedback")}
+    result = {"replicas": args.replicas, "store": backend, "durable": args.durable,
               "rps": round(len(ms) / elapsed, 1),
               "p50_ms": round(float(np.percentile(ms, 50)), 3),
               "p99_ms": round(float(np.percentile(ms, 99)), 3),
+              **{f"{kind}_p99_ms": round(float(np.percentile(v, 99)), 3)
+                 for kind, v in by_kind.items() if len(v)},
               "requests": len(ms), "errors": errors, "target_rate": args.rate,
               "clients": per_process * args.client_processes,
               "client_processes": args.client_processes, "killed_at_s": killed_at,

@@ -217,26 +217,26 @@ class SelectionService:
         again). Another value for a rewarded event raises ``RewardConflict``; a storage
         fault raises ``StoreUnavailable`` (nothing recorded). Once the reward is
         committed, the answer is ``applied`` whatever happens to the snapshot after it."""
-        with self._lock:
-            # Checked and inserted in one write transaction, committed before the answer.
-            with self._writing():
-                outcome = self.store.record_reward(event_id, reward,
-                                                   window_s=self.feedback_window_s)
-            if outcome.status == "unknown":
-                raise NotFound(f"unknown event {event_id!r}")
-            if outcome.status == "conflict":
-                raise RewardConflict(event_id, outcome.recorded, float(reward))
-            if outcome.status == "duplicate":
-                return "duplicate"
-            if outcome.status == "expired":
-                raise Conflict(f"event {event_id} is older than the feedback window "
-                               f"({self.feedback_window_s:g} s)")
-            # Applied from the log, in commit order with every replica's rewards (this
-            # one's is committed, so it is among them): snapshots stay consistent.
-            try:
-                self.catch_up()
-            except Exception as exc:  # committed: the follower or the next feedback applies it
-                log.warning("applying the reward log failed (retried): %s", exc)
+        # Checked and inserted in one write transaction, committed before the answer
+        # (outside the service's lock: the store serialises the writes).
+        with self._writing():
+            outcome = self.store.record_reward(event_id, reward,
+                                               window_s=self.feedback_window_s)
+        if outcome.status == "unknown":
+            raise NotFound(f"unknown event {event_id!r}")
+        if outcome.status == "conflict":
+            raise RewardConflict(event_id, outcome.recorded, float(reward))
+        if outcome.status == "duplicate":
+            return "duplicate"
+        if outcome.status == "expired":
+            raise Conflict(f"event {event_id} is older than the feedback window "
+                           f"({self.feedback_window_s:g} s)")
+        # Applied from the log, in commit order with every replica's rewards (this
+        # one's is committed, so it is among them): snapshots stay consistent.
+        try:
+            self.catch_up()
+        except Exception as exc:  # committed: the follower or the next feedback applies it
+            log.warning("applying the reward log failed (retried): %s", exc)
         return "applied"
 
     def catch_up(self) -> int:

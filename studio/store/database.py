@@ -149,8 +149,8 @@ class SQLiteDatabase:
         return True
 
     @staticmethod
-    def begin(conn, *, serialised: bool = True) -> None:
-        conn.execute("BEGIN IMMEDIATE")  # SQLite serialises every writer anyway
+    def begin(conn) -> None:
+        conn.execute("BEGIN IMMEDIATE")
 
     @staticmethod
     def notify(conn, channel: str, payload: str) -> None:
@@ -214,12 +214,9 @@ class PostgresDatabase:
         return not (conn.raw.closed or conn.raw.broken)
 
     @staticmethod
-    def begin(conn, *, serialised: bool = True) -> None:
-        """``serialised``: take the store's write lock (every write that reads before it
-        writes, or whose commit order matters); a plain insert need not wait for it."""
-        conn.execute("BEGIN")
-        if serialised:
-            conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+    def begin(conn) -> None:
+        """Open a transaction holding the store's write lock (one round trip)."""
+        conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
     @staticmethod
     def notify(conn, channel: str, payload: str) -> None:

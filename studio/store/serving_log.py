@@ -95,6 +95,9 @@ REWARDS_CHANNEL = "studio_rewards"
 
 _EVENT = ("SELECT event_id, category, arm_id, context, created_at FROM events "
           "WHERE event_id = ?")
+_EVENT_AND_REWARD = ("SELECT e.event_id, e.category, e.arm_id, e.context, e.created_at, "
+                     "r.reward FROM events e LEFT JOIN rewards r ON r.event_id = e.event_id "
+                     "WHERE e.event_id = ?")
 
 
 def _logged_event(row) -> LoggedEvent:
@@ -145,14 +148,13 @@ class ServingLog:
                   arm_id: str, creative_id: str, placement: str, candidates: list[str],
                   context: list[float], propensity: float, score: float,
                   created_at: float | None = None) -> None:
-        """Record a served decision (committed on return). A plain insert: on PostgreSQL
-        it does not wait for the write lock that rewards take."""
-        with self.transaction(serialised=False) as tx:
-            tx.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (event_id, time.time() if created_at is None else created_at, product_id,
-                        category, cluster_id, arm_id, creative_id, placement,
-                        json.dumps(list(candidates)), json.dumps(list(context)),
-                        propensity, score))
+        """Record a served decision (committed on return; on PostgreSQL it does not wait
+        for the write lock that rewards take)."""
+        self.insert("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event_id, time.time() if created_at is None else created_at, product_id,
+                     category, cluster_id, arm_id, creative_id, placement,
+                     json.dumps(list(candidates)), json.dumps(list(context)),
+                     propensity, score))
 
     def event(self, event_id: str) -> LoggedEvent | None:
         """A logged event, if it exists."""
@@ -165,15 +167,14 @@ class ServingLog:
         event must exist, have no other reward and be at most ``window_s`` seconds old.
         Nothing is written unless the outcome is ``applied``."""
         with self.transaction() as tx:
-            row = tx.execute(_EVENT, (event_id,)).fetchone()
+            row = tx.execute(_EVENT_AND_REWARD, (event_id,)).fetchone()
             if row is None:
                 return RewardOutcome("unknown")
             event = _logged_event(row)
-            recorded = tx.execute("SELECT reward FROM rewards WHERE event_id = ?",
-                                  (event_id,)).fetchone()
-            if recorded is not None:
-                status = "duplicate" if float(recorded[0]) == float(reward) else "conflict"
-                return RewardOutcome(status, event, float(recorded[0]))
+            if row["reward"] is not None:
+                recorded = float(row["reward"])
+                status = "duplicate" if recorded == float(reward) else "conflict"
+                return RewardOutcome(status, event, recorded)
             if time.time() - event.created_at > window_s:
                 return RewardOutcome("expired", event)
             seq = self._insert_reward(tx, event_id, reward)

@@ -110,14 +110,12 @@ class Store(ContentFiles, Leases, Pools, ServingLog):
         return conn
 
     @contextmanager
-    def transaction(self, *, serialised: bool = True) -> Iterator:
+    def transaction(self) -> Iterator:
         """One write transaction: serialised within the process, and across processes
-        (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory write lock). A transaction
-        that only inserts rows no other write reads first may pass ``serialised=False``:
-        PostgreSQL then runs it beside the others (SQLite still serialises it)."""
+        (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory write lock)."""
         conn = self.connection()
         with self._named(), self._write_lock:
-            self.database.begin(conn, serialised=serialised)
+            self.database.begin(conn)
             try:
                 yield conn
             except BaseException:
@@ -128,6 +126,17 @@ class Store(ContentFiles, Leases, Pools, ServingLog):
             except BaseException:
                 self._rollback(conn)
                 raise
+
+    def insert(self, sql: str, params=()) -> None:
+        """One insert that no other write reads before it writes, committed on return.
+        PostgreSQL runs it on its own (autocommit: one round trip, no write lock), so it
+        never waits behind the serialised writes; SQLite serialises it as any write."""
+        if self.database.kind == "sqlite":
+            with self.transaction() as tx:
+                tx.execute(sql, params)
+            return
+        with self._named():
+            self.connection().execute(sql, params)
 
     def _rollback(self, conn) -> None:
         if self.database.usable(conn) and conn.in_transaction:
