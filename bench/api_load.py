@@ -6,7 +6,8 @@ a folder (SQLite) for one replica, in PostgreSQL for several (``--store postgres
 of an empty database, or, with no DSN, a throwaway cluster this script starts and
 removes) — starts ``studio serve`` once per replica on 127.0.0.1, and drives them from
 ``--client-processes`` processes with ``--clients`` keep-alive connections in all, each
-sending select → feedback pairs at up to ``--rate`` requests/s in total for ``--seconds``.
+sending select → feedback pairs at up to ``--rate`` requests/s in total for ``--seconds``
+(timed) after ``--warmup`` seconds (not timed).
 A client selects on one replica and sends the feedback to the next (any replica takes
 any event). With ``--kill-after S`` replica 0 is killed with SIGKILL after S seconds and
 restarted at once (its clients move to the next replica meanwhile: a load balancer).
@@ -125,8 +126,9 @@ class KeepAlive:
 
 
 def client_process(index: int, threads: int, ports: list[int], interval: float,
-                   stop_at: float, queue) -> None:
-    """``threads`` clients of one process; puts (latencies, acknowledged ids, errors)."""
+                   record_from: float, stop_at: float, queue) -> None:
+    """``threads`` clients of one process; puts (latencies of the requests sent after
+    ``record_from``, acknowledged ids, errors)."""
     import threading
 
     import numpy as np
@@ -148,7 +150,8 @@ def client_process(index: int, threads: int, ports: list[int], interval: float,
             started = time.perf_counter()
             code, body = http.post(select_port, "/v1/select", {
                 "product_id": PRODUCTS[int(rng.integers(5))], "cluster_id": int(rng.integers(5))})
-            mine.append(("select", time.perf_counter() - started))
+            if time.time() >= record_from:
+                mine.append(("select", time.perf_counter() - started))
             if code != 200:
                 failed += 1
                 home = (home + 1) % len(ports)  # the load balancer moves this client on
@@ -159,7 +162,8 @@ def client_process(index: int, threads: int, ports: list[int], interval: float,
             event = body["event_id"]
             code, answer = http.post(feedback_port, "/v1/feedback",
                                      {"event_id": event, "reward": float(rng.random() < 0.1)})
-            mine.append(("feedback", time.perf_counter() - started))
+            if time.time() >= record_from:
+                mine.append(("feedback", time.perf_counter() - started))
             if code == 200 and answer.get("status") in ("applied", "duplicate"):
                 acks.append(event)
             else:
@@ -199,6 +203,10 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="a DSN of an empty PostgreSQL "
                         "database (default: SQLite for one replica, a throwaway cluster "
                         "for several)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default=None,
+                        help="without --store: sqlite (replicas on this machine poll its log) or a throwaway "
+                             "PostgreSQL cluster (default: sqlite for one replica, else "
+                             "postgresql)")
     parser.add_argument("--durable", action="store_true",
                         help="run the throwaway cluster with fsync on (default off)")
     parser.add_argument("--kill-after", type=float, default=None,
@@ -206,7 +214,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--rate", type=float, default=500.0, help="target requests/s in total")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured load")
+    parser.add_argument("--warmup", type=float, default=3.0, help="load before the "
+                        "measured seconds, not timed (each server thread opens its "
+                        "database connection once)")
     args = parser.parse_args()
     import numpy as np
 
@@ -215,7 +226,8 @@ def main() -> None:
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         location = args.store
-        if location is None and args.replicas > 1:
+        backend = args.backend or ("sqlite" if args.replicas == 1 else "postgresql")
+        if location is None and backend == "postgresql":
             from studio.store.throwaway import new_database, throwaway_cluster
 
             location = new_database(stack.enter_context(throwaway_cluster(fsync=args.durable)))
@@ -227,23 +239,24 @@ def main() -> None:
         per_process = max(1, args.clients // args.client_processes)
         interval = args.clients / args.rate  # seconds between one client's requests
         queue = multiprocessing.get_context("spawn").Queue()
-        stop_at = time.time() + args.seconds
+        record_from = time.time() + args.warmup
+        stop_at = record_from + args.seconds
         processes = [multiprocessing.get_context("spawn").Process(
-            target=client_process, args=(i, per_process, ports, interval, stop_at, queue))
+            target=client_process, args=(i, per_process, ports, interval, record_from, stop_at, queue))
             for i in range(args.client_processes)]
         started = time.perf_counter()
         for p in processes:
             p.start()
         killed_at = None
         if args.kill_after is not None:
-            time.sleep(args.kill_after)
+            time.sleep(args.warmup + args.kill_after)
             replicas[0].stop(signal.SIGKILL)
-            killed_at = round(time.perf_counter() - started, 2)
+            killed_at = round(time.perf_counter() - started - args.warmup, 2)
             replicas[0].start()
         results = [queue.get() for _ in processes]
         for p in processes:
             p.join()
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started - args.warmup
         latencies = [x for r in results for x in r[0]]
         acknowledged = {x for r in results for x in r[1]}
         errors = sum(r[2] for r in results)
@@ -268,7 +281,7 @@ def main() -> None:
               "p99_ms": round(float(np.percentile(ms, 99)), 3),
               **{f"{kind}_p99_ms": round(float(np.percentile(v, 99)), 3)
                  for kind, v in by_kind.items() if len(v)},
-              "requests": len(ms), "errors": errors, "target_rate": args.rate,
+              "requests": len(ms), "errors": errors, "target_rate": args.rate, "warmup_s": args.warmup,
               "clients": per_process * args.client_processes,
               "client_processes": args.client_processes, "killed_at_s": killed_at,
               "acknowledged": len(acknowledged), "rewards_in_log": len(logged),

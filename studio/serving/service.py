@@ -252,11 +252,14 @@ class SelectionService:
 
     def follow(self, stop: threading.Event, *, poll_s: float = 0.5) -> None:
         """Keep applying the log until ``stop`` is set: woken at once by PostgreSQL's
-        notifications, else every ``poll_s`` seconds. Run it in a thread of its own."""
+        notifications (those of rewards already applied are skipped), else every
+        ``poll_s`` seconds. Run it in a thread of its own."""
         listener = self.store.reward_listener()
         try:
             while not stop.is_set():
-                listener.wait(poll_s)
+                announced = listener.wait(poll_s)
+                if announced is not None and int(announced) <= self._position:
+                    continue  # a reward this replica has applied already (its own)
                 try:
                     self.catch_up()
                 except Exception as exc:  # a storage fault: keep following

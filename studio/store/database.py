@@ -258,34 +258,40 @@ class PostgresDatabase:
 class Poller:
     """A listener for a database without notifications: ``wait`` just waits."""
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float) -> str | None:
         time.sleep(timeout)
-        return False
+        return None
 
     def close(self) -> None:
         pass
 
 
 class PostgresListener:
-    """``LISTEN`` on its own connection: ``wait`` returns True as soon as a notification
-    arrives, False after ``timeout`` seconds without one (the caller polls anyway). A lost
-    connection is reopened on the next wait."""
+    """``LISTEN`` on its own connection: ``wait`` returns a notification's payload as
+    soon as one arrives (the newest of those already queued), None after ``timeout``
+    seconds without one (the caller polls anyway). A lost connection is reopened on the
+    next wait."""
 
     def __init__(self, dsn: str, channel: str):
         self.dsn, self.channel, self._conn = dsn, channel, None
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float) -> str | None:
         import psycopg
 
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
                 self._conn.execute(f"LISTEN {self.channel}")
-            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            payload = None
+            for note in self._conn.notifies(timeout=timeout, stop_after=1):
+                payload = note.payload
+            for note in self._conn.notifies(timeout=0.0):  # drain what else is queued
+                payload = note.payload
+            return payload
         except psycopg.Error:
             self.close()
             time.sleep(timeout)  # the database is away: poll at the caller's pace
-            return False
+            return None
 
     def close(self) -> None:
         if self._conn is not None:

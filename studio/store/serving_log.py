@@ -200,7 +200,8 @@ class ServingLog:
 
     def reward_listener(self):
         """Something to ``wait(timeout)`` on for new rewards: PostgreSQL ``LISTEN``
-        (True when woken), or a plain wait where the database cannot notify."""
+        (returns the newest announced ``seq`` as text when woken, None on timeout), or a
+        plain wait where the database cannot notify."""
         return self.database.listener(REWARDS_CHANNEL)
 
     def rewarded_events(self) -> list[RewardedEvent]:
