@@ -90,7 +90,7 @@ def test_batch_refuses_a_huge_size_before_creating_the_store(tmp_path, clusters_
     def reached(*args, **kwargs):
         raise Reached("the engine was loaded")
 
-    monkeypatch.setattr("studio.learning.batch.load_engine", reached)
+    monkeypatch.setattr("pipelines.engines.load_engine", reached)
     store = tmp_path / "store"
     result = runner.invoke(app, ["batch", str(CATALOG), "--audience", str(clusters_file),
                                  "--store", str(store), "--size", "4096", "--engine",

@@ -37,12 +37,22 @@ def batch(
                                               "grow past this many bytes (e.g. 5e8)."),
     reward_model: Optional[Path] = typer.Option(None, help="CTR model from `studio reward train`."),
     watermark: bool = typer.Option(True, "--watermark/--no-watermark"),
+    executor: str = typer.Option("local", help="local: this process (split the jobs over "
+                                 "processes with `torchrun --nproc_per_node N -m studio "
+                                 "batch ...`); ray: a Ray Data actor pool."),
+    workers: Optional[int] = typer.Option(None, help="Ray actors, each loading the engine "
+                                          "once (default: one per GPU, else the CPUs less "
+                                          "one)."),
+    ray_address: Optional[str] = typer.Option(None, help="A running Ray cluster, e.g. "
+                                              "ray://head:10001 or auto (default: start Ray "
+                                              "on this machine)."),
 ) -> None:
     """Render a catalog for an audience into a store; rerun to resume."""
-    from ..learning.batch import BatchSettings, run_batch
+    from ..learning.batch import EXECUTORS, BatchSettings, run_batch
 
     with cli_errors():
         choice(engine, ENGINE_NAMES, "engine")
+        choice(executor, EXECUTORS, "executor")
         try:
             seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
         except ValueError:
@@ -51,7 +61,8 @@ def batch(
             per_cluster=per_cluster, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
             seeds=seed_list, engine=engine, size=size, top_m=top_m, k=k,
             max_bytes=int(max_bytes) if max_bytes is not None else None,
-            reward_model=str(reward_model) if reward_model else None, watermark=watermark)
+            reward_model=str(reward_model) if reward_model else None, watermark=watermark,
+            executor=executor, workers=workers, ray_address=ray_address)
         summary = run_batch(catalog, audience, store, settings, echo=typer.echo,
                             store_folder=store_folder)
     if summary:

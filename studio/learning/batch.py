@@ -16,14 +16,15 @@ that finds jobs leased by another waits for them (or takes them over when their 
 died or its lease expired) and ends with the complete store, like the other. The
 audience, products and prompts rows are written idempotently, whichever run is first.
 
-With ``accelerate launch -m studio batch ...`` the pending jobs are split over the
-processes with ``PartialState``; each process claims and commits its own jobs, and the
-main process scores and chooses the arms once all are done.
+Two executors render the pending jobs (``jobs.py`` is the job both run): ``local``
+(``local_batch.py``, the default: this process, or the processes ``torchrun`` /
+``accelerate launch`` started, splitting the jobs) and ``ray`` (``ray_batch.py``: a Ray
+Data actor pool, one engine per GPU or CPU worker, on this machine or a cluster). The
+main process (the Ray driver) plans, estimates, scores and chooses the arms.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -31,18 +32,20 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines import load_product
-from pipelines.engines import load_engine
 
-from ..creatives.render import RenderOptions, finish, prepare, render
 from ..errors import StudioError
 from ..inputs.audience import Audience
 from ..inputs.catalog import load_catalog
 from ..inputs.tables import load_users
-from ..progress import item_progress
 from ..prompts import TemplateGenerator, category_product
-from ..store import Store
+from ..store import Store, is_dsn
 from ..store.pools import prompt_id as make_prompt_id
 from .arms import score_and_choose_arms
+from .jobs import Job, job_key
+
+#: How ``studio batch`` renders: ``local`` (this process, or the processes torchrun /
+#: accelerate launched) or ``ray`` (a Ray Data actor pool).
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -61,57 +64,72 @@ class BatchSettings:
     #: False: render only; the arms are chosen later (``score_and_choose_arms``), e.g. by
     #: a reward model trained once the renders exist (``studio.simulation.stage``).
     choose_arms: bool = True
+    #: How the pending jobs are rendered: one of ``EXECUTORS``.
+    executor: str = "local"
+    #: Ray actors (default: one per GPU, else the CPUs less one); ``ray`` only.
+    workers: int | None = None
+    #: A running Ray cluster (default: start Ray on this machine); ``ray`` only.
+    ray_address: str | None = None
 
 
 def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
               echo: Callable[[str], None] = print, store_folder=None) -> dict:
     """Render what is missing into the store (a folder, or a PostgreSQL DSN with
     ``store_folder`` for its files), then score and choose the arms."""
-    from accelerate import PartialState
-
     started = time.perf_counter()
     _check(settings)
-    state = PartialState()
     catalog = load_catalog(catalog_path)  # bad input fails before the store is touched
     products = {row.product_id: (row, load_product(row.image, name=row.product_id))
                 for row in catalog.itertuples()}
+    executor = _executor(settings, echo)
+    try:
+        return _run(executor, catalog, products, audience_source, store_dir, store_folder,
+                    settings, echo, started)
+    finally:
+        executor.close()
+
+
+def _run(executor, catalog, products, audience_source, store_dir, store_folder,
+         settings: BatchSettings, echo, started: float) -> dict:
+    """Plan, estimate and render with ``executor``; on the main process, score and
+    choose the arms and return the summary (elsewhere: ``{}``)."""
+    main = executor.is_main
     store = Store(store_dir, folder=store_folder, create=True)
-    if state.is_main_process:
+    if main:
         # Leftovers of a killed writer; a live writer's temporary files are younger.
         store.remove_temporary_files(min_age=600.0 if store.live_leases() else 1.0)
-    audience = _audience(store, audience_source, settings, state.is_main_process)
-    prompts = _prompts(store, catalog, products, audience, settings, state.is_main_process)
-    state.wait_for_everyone()
+    audience = _audience(store, audience_source, settings, main)
+    prompts = _prompts(store, catalog, products, audience, settings, main)
+    executor.wait()
 
-    engine, notice = load_engine(settings.engine)
-    if notice and state.is_main_process:
+    plan = [(product.sha256, Job("", product_id, prompt, fmt, seed))
+            for product_id, (row, product) in products.items()
+            for prompt in prompts[row.category]
+            for fmt in settings.formats for seed in settings.seeds]
+    # Where workers open the store: a DSN with its files folder, or the folder itself.
+    where = (str(store_dir), str(store.root)) if is_dsn(str(store_dir)) else \
+        (str(store.root.resolve()), None)
+    engine, engine_name, notice = executor.load(plan[0][1], products, where)
+    if notice and main:
         echo(notice)
-    engine_key = json.dumps(engine.describe(), sort_keys=True)
     done = store.job_keys()
-    jobs = []
-    for product_id, (row, product) in products.items():
-        for prompt in prompts[row.category]:
-            for fmt in settings.formats:
-                for seed in settings.seeds:
-                    key = _job_key(product.sha256, prompt["prompt_id"], fmt, seed, engine_key,
-                                   settings)
-                    if key not in done:
-                        jobs.append((key, product_id, prompt, fmt, seed))
-    total = len(done) + len(jobs)
-    mine = jobs[state.process_index::state.num_processes]
-    if state.is_main_process:
-        echo(f"{total} creatives in the plan: {len(done)} in the store, {len(jobs)} to render"
-             + (f" over {state.num_processes} processes" if state.num_processes > 1 else ""))
-    if mine and state.is_main_process:
-        _estimate(store, products, mine[0], len(jobs), engine, settings, echo)
+    keyed = [job._replace(key=job_key(sha, job.prompt["prompt_id"], job.format, job.seed,
+                                      engine, settings.size, settings.watermark))
+             for sha, job in plan]
+    jobs = [job for job in keyed if job.key not in done]
+    workers = executor.workers
+    if main:
+        echo(f"{len(plan)} creatives in the plan: {len(plan) - len(jobs)} in the store, "
+             f"{len(jobs)} to render" + (f" over {workers} processes"
+                                         if settings.executor == "local" and workers > 1
+                                         else ""))
+    if jobs and main:
+        _estimate(store, executor.estimate(jobs[0]), len(jobs), settings, echo)
 
-    rendered = _render_jobs(store, mine, products, engine, settings, echo)
-    state.wait_for_everyone()
-    if state.num_processes > 1:
-        from accelerate.utils import gather_object
-
-        rendered = sum(gather_object([rendered]))
-    if not state.is_main_process:
+    render_started = time.perf_counter()
+    per_worker = executor.render(store, jobs, engine, echo)
+    render_seconds = time.perf_counter() - render_started
+    if not main:
         return {}
     spool = store.root / "spool"  # notes of an older studio's helper processes
     if spool.exists():
@@ -125,59 +143,37 @@ def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings,
     size = store.store_bytes()
     echo(f"store {store.location}: {counts['creatives']} creatives ({size / 1e6:.1f} MB), "
          f"{counts['arms']} arms over {counts['clusters']} clusters")
-    return {"store": store.location, **counts, "bytes": size, "rendered": rendered,
-            "engine": engine.name, "seconds": round(time.perf_counter() - started, 1)}
+    return {"store": store.location, **counts, "bytes": size, "rendered": sum(per_worker),
+            "engine": engine_name, "seconds": round(time.perf_counter() - started, 1),
+            "executor": settings.executor, "workers": workers,
+            "rendered_per_worker": per_worker, "render_seconds": round(render_seconds, 2)}
 
 
-#: Seconds between looks at jobs that another run holds.
-POLL_SECONDS = 0.25
+def _executor(settings: BatchSettings, echo):
+    """The executor ``settings`` name, started (Ray: joined or started here)."""
+    if settings.executor == "ray":
+        from .ray_batch import RayExecutor
 
+        return RayExecutor(settings, echo)
+    from .local_batch import LocalExecutor
 
-def _render_jobs(store: Store, jobs: list, products: dict, engine, settings: BatchSettings,
-                 echo) -> int:
-    """Claim, render and commit ``jobs``; jobs another live run holds are waited for (and
-    taken over when their lease ends). Returns how many this call rendered."""
-    owner = store.new_owner()
-    rendered = 0
-    pending = list(jobs)
-    told = False
-    with store.keep_leases(owner):
-        while pending:
-            busy = []
-            for job in item_progress(pending, f"batch ({engine.name})", "creative"):
-                status = store.claim_job(job[0], owner)
-                if status == "busy":
-                    busy.append(job)
-                elif status == "claimed":
-                    store.add_creatives([_render_job(store, job, products, engine, settings)])
-                    rendered += 1
-            pending = busy
-            if pending:
-                if not told:
-                    echo(f"waiting for {len(pending)} creatives that another batch run is "
-                         "rendering")
-                    told = True
-                time.sleep(POLL_SECONDS)
-    return rendered
-
-
-def _render_job(store: Store, job, products: dict, engine, settings: BatchSettings) -> dict:
-    """Render one job and put its files in place; the note to commit."""
-    key, product_id, prompt, fmt, seed = job
-    row, product = products[product_id]
-    options = RenderOptions(prompt=prompt["text"], negative_prompt=prompt["negative_prompt"],
-                            format=fmt, size=settings.size, seed=seed, anchor="bottom",
-                            watermark=settings.watermark)
-    placed = prepare(product, options)
-    creative = render(placed, options, engine)[0]
-    png, mask_png, manifest = finish(creative, placed, product, options, engine)
-    return {"job_key": key, "product_id": product_id, "prompt_id": prompt["prompt_id"],
-            "cluster_id": prompt["cluster_id"], "format": fmt, "seed": seed,
-            "image_sha256": store.put_file(png), "mask_sha256": store.put_file(mask_png),
-            "bytes": len(png) + len(mask_png), "manifest": {**manifest, "product_id": product_id}}
+    return LocalExecutor(settings)
 
 
 def _check(settings: BatchSettings) -> None:
+    if settings.executor not in EXECUTORS:
+        raise StudioError(f"unknown executor {settings.executor!r}; choose one of: "
+                          f"{', '.join(EXECUTORS)}")
+    if settings.executor == "local" and (settings.workers is not None or settings.ray_address):
+        raise StudioError("--workers and --ray-address are for --executor ray; to split the "
+                          "local executor, launch it with `torchrun --nproc_per_node N -m "
+                          "studio batch ...`")
+    if settings.workers is not None and not 1 <= settings.workers <= 1024:
+        raise StudioError(f"--workers must be from 1 to 1024, got {settings.workers}")
+    if settings.executor == "ray":
+        from .ray_batch import check_ray
+
+        check_ray()
     if settings.per_cluster < 1:
         raise StudioError(f"per-cluster must be at least 1, got {settings.per_cluster}")
     if settings.top_m < 1:
@@ -231,23 +227,11 @@ def _prompts(store: Store, catalog, products: dict, audience: Audience,
     return result
 
 
-def _job_key(product_sha: str, prompt_id: str, fmt: str, seed: int, engine: str,
-             settings: BatchSettings) -> str:
-    key = f"{product_sha}|{prompt_id}|{fmt}|{seed}|{engine}|{settings.size}|{settings.watermark}"
-    return hashlib.sha1(key.encode()).hexdigest()
-
-
-def _estimate(store, products, job, pending: int, engine, settings, echo) -> None:
-    """Render one job (not stored) to estimate bytes and time; enforce --max-bytes."""
-    _, product_id, prompt, fmt, seed = job
-    _, product = products[product_id]
-    options = RenderOptions(prompt=prompt["text"], format=fmt, size=settings.size, seed=seed,
-                            watermark=settings.watermark)
-    started = time.perf_counter()
-    placed = prepare(product, options)
-    png, mask_png, _ = finish(render(placed, options, engine)[0], placed, product, options, engine)
-    seconds = time.perf_counter() - started
-    per = len(png) + len(mask_png)
+def _estimate(store: Store, sample: tuple[float, int], pending: int,
+              settings: BatchSettings, echo) -> None:
+    """Print the time and bytes ``pending`` renders take, from one (seconds, bytes)
+    sample; enforce --max-bytes."""
+    seconds, per = sample
     used = store.store_bytes()
     echo(f"estimate: {pending} renders x {seconds:.2f} s ~ {pending * seconds / 60:.1f} min, "
          f"{pending} creatives x {per / 1e3:.0f} kB ~ {pending * per / 1e6:.1f} MB")
