@@ -83,7 +83,7 @@ class Store(ContentFiles, Leases, Pools, ServingLog):
                 raise StudioError(f"{self.location!r} is not a store (no schema); run "
                                   "`studio batch --store …` to create one")
             self.root = self._files_folder(folder, version, create=create)
-        self._migrate()
+        self._migrate(version)
         if isinstance(location, str):
             self._record_folder()
 
@@ -166,12 +166,12 @@ class Store(ContentFiles, Leases, Pools, ServingLog):
             conn.close()
             self._local.conn = None
 
-    def _migrate(self) -> None:
+    def _migrate(self, version: int) -> None:
         """Bring the schema up to date. The version is read and the missing migrations
         applied inside one write transaction, so two processes opening a new store at
         once apply each migration exactly once; a store that is up to date is only read
         (a read-only store opens)."""
-        if self._read_version() == len(MIGRATIONS):
+        if version == len(MIGRATIONS):  # read by the caller, outside any transaction
             return
 
         def apply() -> None:
