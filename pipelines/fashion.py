@@ -186,8 +186,42 @@ def complete_outfit(engine: Engine, items: list[Product], category: str, *,
         "personalisation": colour_similarity(item, [h.rgb[h.mask] for h in history])
         if history else None,
         "compatibility": colour_similarity(item, [i.rgb[i.mask] for i in items]),
+        "item_presence": item_presence(item),
     }
     return Outfit(image, placed.alpha, item, (x0, y0, x1, y1), prompt, colours, metrics)
+
+
+#: Below this fraction of its cell, a generated item counts as missing (an empty cell).
+MIN_ITEM_PRESENCE = 0.03
+
+
+def item_presence(cell: np.ndarray, *, threshold: float = 28.0) -> float:
+    """The fraction of a generated cell covered by its largest object: pixels that stand
+    out from a smooth background, in one connected region.
+
+    The background is predicted twice from the cell's border: each row interpolated
+    between its left and right ends, and each column between its top and bottom ends (a
+    plain colour, a gradient, a wall meeting a floor are all background to one of them).
+    Pixels further than ``threshold`` (RGB distance) from both predictions are foreground.
+    An empty cell — nothing but background, what a procedural engine draws — scores
+    near 0.
+    """
+    pixels = cell.astype(np.float32)
+    h, w = pixels.shape[:2]
+    band = max(1, min(h, w) // 32)
+    t = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :, None]
+    left, right = pixels[:, :band].mean(1, keepdims=True), pixels[:, -band:].mean(1, keepdims=True)
+    by_rows = left + (right - left) * t
+    t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+    top, bottom = pixels[:band].mean(0, keepdims=True), pixels[-band:].mean(0, keepdims=True)
+    by_columns = top + (bottom - top) * t
+    distance = np.minimum(np.linalg.norm(pixels - by_rows, axis=-1),
+                          np.linalg.norm(pixels - by_columns, axis=-1))
+    foreground = (distance > threshold).astype(np.uint8)
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    largest = stats[1:, cv2.CC_STAT_AREA].max() if count > 1 else 0
+    return round(float(largest) / (h * w), 4)
 
 
 def _on_white(item: Product) -> np.ndarray:

@@ -99,13 +99,15 @@ def _bad_inputs(tmp_path, cutout_png):
                            str(masks["empty"])], "empty"),
         "empty prompt": ([p, "--prompt", " "], "prompt is empty"),
         "zero images": ([p, "--n", "0"], "n must be at least 1"),
+        "unknown preset": ([p, "--preset", "feed-3:2"], "unknown preset 'feed-3:2'"),
+        "preset and size": ([p, "--preset", "feed-4:5", "--size", "512"], "drop --format/--size"),
     }
 
 
 @pytest.mark.parametrize("case", [
     "unreadable", "truncated", "bomb", "missing", "mask wrong size", "empty mask", "full mask",
     "size not /8", "unknown format", "unknown mode", "unknown engine", "unknown scheduler",
-    "outpaint keep", "empty prompt", "zero images",
+    "outpaint keep", "empty prompt", "zero images", "unknown preset", "preset and size",
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, cutout_png, case):
     args, pattern = _bad_inputs(tmp_path, cutout_png)[case]

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import REPO
 from pipelines import InputError, load_product
-from pipelines.fashion import (build_board, colour_similarity, complete_outfit, history_palette,
-                               outfit_prompt)
+from pipelines.fashion import (MIN_ITEM_PRESENCE, build_board, colour_similarity,
+                               complete_outfit, history_palette, item_presence, outfit_prompt)
 from studio.cli import app
 
 FASHION = REPO / "assets" / "fashion"
@@ -107,6 +107,34 @@ def test_outfit_cli_writes_item_board_mask_and_manifest(tmp_path):
                                    "--category", "hats", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "unknown category" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_empty_generated_item_is_a_warning_not_a_success(tmp_path):
+    """The procedural engine paints only background in the new cell: the outfit says so
+    (status, warnings, stderr) instead of reporting scores as if an item were there."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["outfit", "--items", str(FASHION / "top_tshirt_red.png"),
+                                      "--category", "shoes", "--engine", "backdrop",
+                                      "--cell", "128", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(next(out.glob("*.json")).read_text())
+    assert manifest["status"] == "warning" and manifest["preview"]["procedural"]
+    assert manifest["metrics"]["item_presence"] < MIN_ITEM_PRESENCE
+    assert "nothing was generated for shoes" in manifest["warnings"][0]
+    assert "warning: nothing was generated for shoes" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["shoes_boots_brown", "bag_tote_mustard", "top_tshirt_red"])
+def test_item_presence_sees_a_real_item_and_not_a_gradient(name):
+    import cv2
+
+    from pipelines.fashion import _on_white
+
+    cell = cv2.resize(_on_white(item(name)), (128, 128), interpolation=cv2.INTER_AREA)
+    assert item_presence(cell) > 5 * MIN_ITEM_PRESENCE
+    y = np.linspace(0, 1, 128)[:, None, None]
+    sweep = 235 - 90 / (1 + np.exp(-(y - 0.6) / 0.04)) * np.array([[[0.6, 0.8, 1.0]]])
+    assert item_presence(np.broadcast_to(sweep, (128, 128, 3)).astype(np.uint8)) == 0.0
 
 
 

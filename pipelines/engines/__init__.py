@@ -20,12 +20,31 @@ from .tiny import ensure_tiny_model
 
 ENGINE_NAMES = ("auto", "sd", "tiny", "backdrop")
 
+#: Said at the top of every result of ``auto`` when it fell back to procedural backgrounds.
+PREVIEW_NOTICE = ("Preview: no diffusion weights on this machine — backgrounds are procedural. "
+                  "Point --model at an SD/SDXL inpainting checkpoint for photographic scenes.")
+#: Said at the top of every result of an engine chosen by name that is not photographic.
+ENGINE_PREVIEWS = {
+    "backdrop": ("Preview: backgrounds are procedural (the backdrop engine). Use the sd engine "
+                 "with an SD/SDXL inpainting checkpoint for photographic scenes."),
+    "tiny": ("Test model: the tiny engine has random weights and draws noise. Use the sd "
+             "engine for real creatives."),
+}
+
 __all__ = [
     "ENGINE_NAMES", "SCHEDULERS", "DEFAULT_MODEL_ID", "DEFAULT_CONTROLNET_ID",
     "DEFAULT_LCM_LORA_ID", "BackdropEngine", "DiffusionEngine", "Engine",
     "EngineUnavailableError", "ProgressCallback", "RenderCancelled", "load_engine",
-    "ensure_tiny_model",
+    "ensure_tiny_model", "PREVIEW_NOTICE", "ENGINE_PREVIEWS", "preview_notice",
 ]
+
+
+def preview_notice(engine: Engine, fallback_notice: str | None = None) -> str | None:
+    """The plain-words notice a result of ``engine`` must carry at its top, or None for a
+    photographic engine: the fallback notice of ``auto`` when there was one, else the
+    notice of a non-photographic engine chosen by name."""
+    return fallback_notice or ENGINE_PREVIEWS.get(engine.name)
+
 
 
 def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
@@ -36,8 +55,8 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
                 lora_id: str | None = None,
                 ip_adapter_spec: tuple[str, str, str] = DEFAULT_IP_ADAPTER
                 ) -> tuple[Engine, str | None]:
-    """Return (engine, notice). ``notice`` is a one-line message when ``auto`` had to
-    fall back to ``backdrop``; otherwise None.
+    """Return (engine, notice). ``notice`` is :data:`PREVIEW_NOTICE` followed by the
+    reason in brackets when ``auto`` had to fall back to ``backdrop``; otherwise None.
 
     ``auto`` uses ``sd`` when its weights are in the local cache (or a local folder) or
     the hub answers; otherwise ``backdrop``. It never hangs: the hub is asked with a
@@ -72,13 +91,15 @@ def load_engine(name: str = "auto", *, model_id: str = DEFAULT_MODEL_ID,
         try:
             return DiffusionEngine(model_id, local_files_only=True, **options), None
         except EngineUnavailableError as exc:
-            return BackdropEngine(), f"auto: {exc}; using the backdrop engine"
+            return BackdropEngine(), _fallback(f"the local weights did not load: {exc}")
     reachable, reason = hub_reachable(model_id)
     if not reachable:
-        return BackdropEngine(), (
-            f"auto: no local weights for {model_id!r} and {reason}; using the backdrop engine"
-        )
+        return BackdropEngine(), _fallback(f"no local weights for {model_id}, and {reason}")
     try:
         return DiffusionEngine(model_id, **options), None
     except EngineUnavailableError as exc:
-        return BackdropEngine(), f"auto: {exc}; using the backdrop engine"
+        return BackdropEngine(), _fallback(str(exc))
+
+
+def _fallback(reason: str) -> str:
+    return f"{PREVIEW_NOTICE} (Why: {reason}.)"

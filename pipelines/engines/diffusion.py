@@ -10,6 +10,7 @@ dtype). The ``tiny`` engine is this same class over the locally built miniature 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Sequence
 
@@ -221,9 +222,17 @@ def hub_reachable(model_id: str, timeout: float = 3.0) -> tuple[bool, str]:
     try:
         HfApi().model_info(model_id, timeout=timeout)
     except Exception as exc:  # any failure means: do not try to download now
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return False, f"the hub is unreachable ({reason[:120]})"
+        return False, f"the model hub cannot be reached ({_plain(exc)})"
     return True, ""
+
+
+def _plain(exc: Exception) -> str:
+    """A network error in words: the exception's class and its first line, without the
+    ``[Errno -2]``-style codes of the socket layer."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r"\[Errno -?\d+\]\s*", "", text)
+    text = re.sub(r"\s+", " ", text).strip(" :")
+    return f"{type(exc).__name__}: {text[:100]}" if text else type(exc).__name__
 
 
 def _device_and_dtype(device: str | None):

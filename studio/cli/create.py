@@ -81,11 +81,17 @@ def render(
                                         "image's alpha, else an automatic mask."),
     mode: str = typer.Option("inpaint", help="inpaint: new background around the product; "
                              "outpaint: keep the whole photo, fill the new canvas area."),
-    format: str = typer.Option("1:1", "--format", "-f", help="Ad format: "
-                               f"{', '.join(format_names())} (keep = the input canvas as is)."),
+    preset: Optional[str] = typer.Option(None, help="Platform size, e.g. feed-4:5 (1080x1350) "
+                                         "or story-9:16 (1080x1920): the creative is written "
+                                         "at exactly that size. `studio presets` lists them. "
+                                         "Replaces --format and --size."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="Ad format: "
+                                         f"{', '.join(format_names())} (keep = the input canvas "
+                                         "as is). Default 1:1."),
     size: Optional[str] = typer.Option(None, help="Canvas long side (768) or exact WxH, "
                                        "multiples of 8, at most 2048 (STUDIO_MAX_SIZE). "
-                                       "Default long side 512."),
+                                       "Default long side 512; see --preset for platform "
+                                       "sizes."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto (sd when weights load, "
                                "else backdrop), sd, tiny (test model), backdrop (no weights)."),
     seed: int = typer.Option(0, help="Seed of the first image; image i uses seed + i."),
@@ -117,7 +123,8 @@ def render(
 ) -> None:
     """Render creatives of one product for one prompt."""
     from pipelines import check_size, load_product
-    from pipelines.engines import load_engine
+    from pipelines.engines import load_engine, preview_notice
+    from pipelines.presets import get_preset
 
     from ..files import check_folder_path
     from ..progress import step_progress
@@ -126,6 +133,11 @@ def render(
 
     with cli_errors():
         choice(mode, MODES, "mode")
+        if preset is not None:
+            if format is not None or size is not None:
+                raise InputError("--preset sets the format and the size; drop --format/--size")
+            get_preset(preset)
+        format = format or "1:1"
         choice(format, format_names(), "format")
         choice(engine, ENGINE_NAMES, "engine")
         if scheduler is not None:
@@ -138,7 +150,7 @@ def render(
             prompt=prompt, negative_prompt=negative_prompt, mode=mode, format=format,
             size=size, area=area, anchor=anchor, seed=seed, n=n, steps=steps,
             guidance=guidance, feather=feather, max_expansion=max_expansion,
-            max_attempts=max_attempts, watermark=watermark,
+            max_attempts=max_attempts, watermark=watermark, preset=preset,
         )
         item = load_product(product, mask=mask)
         placed = prepare(item, options)  # bad input fails here, before the engine loads
@@ -146,15 +158,28 @@ def render(
                                      controlnet_id=controlnet_model, lcm=lcm,
                                      lcm_lora_id=lcm_lora, scheduler=scheduler, device=device,
                                      lora_id=lora)
-        if notice:
-            typer.echo(notice, err=True)
+        preview = preview_notice(chosen, notice)
+        if preview:  # said first, so no one mistakes a preview for the real thing
+            typer.echo(preview, err=True)
         with step_progress(f"render ({chosen.name})") as callback:
             creatives = render_creatives(placed, options, chosen, callback=callback)
         for creative in creatives:
-            path = out / publish(creative, placed, item, options, chosen, out)["image"]
+            manifest = publish(creative, placed, item, options, chosen, out, notice=notice)
             flag = "" if creative.passed else "  (over --max-expansion after all attempts)"
-            typer.echo(f"{path}  seed={creative.seed} expansion={creative.scores['expansion']:.3f}"
-                       f"{flag}")
+            width, height = manifest["size"]
+            typer.echo(f"{out / manifest['image']}  {width}x{height} seed={creative.seed} "
+                       f"expansion={creative.scores['expansion']:.3f}{flag}")
+
+
+@app.command()
+def presets() -> None:
+    """List the platform presets of `studio render --preset`: name, exact size, format
+    and where they are used."""
+    from pipelines.presets import PRESETS
+
+    for chosen in PRESETS.values():
+        size = f"{chosen.width}x{chosen.height}"
+        typer.echo(f"{chosen.name:<18} {size:>9}  {chosen.format:<6} {chosen.label}")
 
 
 @app.command()
@@ -243,5 +268,7 @@ def outfit(
                               seed=seed, steps=steps, cell=cell, clip=clip,
                               ip_adapter=ip_adapter, history_weight=history_weight,
                               echo=typer.echo)
+    for warning in manifest["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"{out / manifest['image']}  prompt: {manifest['prompt']}")
     typer.echo(json.dumps(manifest["metrics"]))

@@ -3,7 +3,8 @@
 Writes ``<id>.png`` (the generated item on white), ``<id>.board.png`` (the board, fixed
 items bit-identical), ``<id>.mask.png`` (the fixed items' mask on the board) and
 ``<id>.json`` (the manifest: engine, prompt, seed, category, the items' and history's
-sha256, palette, metrics). With a CLIP model configured, DiFashion's CLIP-based personal
+sha256, palette, metrics, and ``warnings`` — e.g. an empty cell, where nothing was
+generated, is a warning with ``status: "warning"``, never a silent success). With a CLIP model configured, DiFashion's CLIP-based personal
 similarity (cosine of the item's embedding to the mean history embedding) joins the
 colour-histogram metrics.
 """
@@ -20,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from pipelines import load_product
-from pipelines.engines import load_engine
-from pipelines.fashion import build_board, check_category, complete_outfit
+from pipelines.engines import load_engine, preview_notice
+from pipelines.fashion import MIN_ITEM_PRESENCE, build_board, check_category, complete_outfit
 
 from ..files import atomic_files
 from .render import library_versions
@@ -37,11 +38,18 @@ def run_outfit(items, category: str, *, history=(), out: Path, engine: str = "au
     check_category(category)  # bad inputs fail before the engine loads
     build_board(fixed, cell=cell)
     chosen, notice = load_engine(engine, ip_adapter=ip_adapter)
-    if notice:
-        echo(notice)
+    preview = preview_notice(chosen, notice)
+    if preview:
+        echo(preview)
     outfit = complete_outfit(chosen, fixed, category, history=past, seed=seed, steps=steps,
                              cell=cell, history_weight=history_weight)
     metrics = dict(outfit.metrics)
+    warnings = []
+    if metrics["item_presence"] < MIN_ITEM_PRESENCE:
+        warnings.append(f"nothing was generated for {category}: the new cell holds only "
+                        f"background (an object covers {metrics['item_presence']:.1%} of it)"
+                        + (" — the procedural engine cannot draw items; use the sd engine"
+                           if chosen.name == "backdrop" else ""))
     if clip and past:
         from reward.clip import ClipImageEmbedder
 
@@ -54,6 +62,9 @@ def run_outfit(items, category: str, *, history=(), out: Path, engine: str = "au
     creative_id = hashlib.sha256(item_png).hexdigest()[:20]
     manifest = {
         "manifest_version": 1, "id": creative_id, "kind": "outfit",
+        "status": "warning" if warnings else "ok",
+        "preview": {"procedural": chosen.name == "backdrop", "notice": preview},
+        "warnings": warnings,
         "image": f"{creative_id}.png", "board": f"{creative_id}.board.png",
         "mask": f"{creative_id}.mask.png", **chosen.describe(),
         "prompt": outfit.prompt, "seed": seed, "category": category,

@@ -31,7 +31,8 @@ from pipelines import (
     keep_weights,
     place,
 )
-from pipelines.engines import Engine, ProgressCallback
+from pipelines.engines import Engine, ProgressCallback, preview_notice
+from pipelines.presets import crop_to_preset, get_preset
 from pipelines.watermark import embed_watermark, watermark_payload
 
 from ..files import atomic_files
@@ -61,6 +62,16 @@ class RenderOptions:
     max_expansion: float | None = None
     max_attempts: int = 3
     watermark: bool = True
+    preset: str | None = None
+
+    @property
+    def canvas(self) -> tuple[str, str | None]:
+        """(format, size) of the render canvas: the preset's when one is named (its size
+        rounded up to multiples of 8; :func:`finish` crops to the exact size)."""
+        if self.preset is None:
+            return self.format, self.size
+        chosen = get_preset(self.preset)
+        return chosen.format, chosen.size_option
 
     @property
     def seeds(self) -> list[int]:
@@ -77,8 +88,8 @@ def prepare(product: Product, options: RenderOptions) -> PlacedProduct:
         raise InputError("prompt is empty")
     if options.n < 1:
         raise InputError(f"n must be at least 1, got {options.n}")
-    placed = place(product, options.format, size=options.size, area=options.area,
-                   anchor=options.anchor)
+    fmt, size = options.canvas
+    placed = place(product, fmt, size=size, area=options.area, anchor=options.anchor)
     keep_weights(placed, options.mode, feather=options.feather)
     return placed
 
@@ -95,10 +106,14 @@ def render(placed: PlacedProduct, options: RenderOptions, engine: Engine, *,
 
 
 def finish(creative: Creative, placed: PlacedProduct, product: Product,
-           options: RenderOptions, engine: Engine) -> tuple[bytes, bytes, dict]:
-    """Watermark (when asked and reliable) and encode one creative: (PNG bytes, mask PNG
-    bytes, manifest). The id is derived from the image bytes."""
+           options: RenderOptions, engine: Engine, *,
+           notice: str | None = None) -> tuple[bytes, bytes, dict]:
+    """Crop to the preset, watermark (when asked and reliable) and encode one creative:
+    (PNG bytes, mask PNG bytes, manifest). The id is derived from the image bytes.
+    ``notice`` is the engine's fallback notice, recorded at the top of the manifest."""
     started = time.perf_counter()
+    if options.preset is not None:
+        creative, placed = crop_to_preset(creative, placed, get_preset(options.preset))
     image = creative.image
     if options.watermark:
         payload = watermark_payload(product.sha256, options.prompt, creative.seed, engine.name)
@@ -108,16 +123,19 @@ def finish(creative: Creative, placed: PlacedProduct, product: Product,
     png = _png_bytes(image)
     creative_id = hashlib.sha256(png).hexdigest()[:20]
     mask_png = _png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))
-    manifest = _manifest(creative_id, creative, placed, product, options, engine, watermark)
+    manifest = _manifest(creative_id, creative, placed, product, options, engine, watermark,
+                         preview_notice(engine, notice))
     manifest["timings"]["publish_s"] = round(time.perf_counter() - started, 4)
     return png, mask_png, manifest
 
 
 def publish(creative: Creative, placed: PlacedProduct, product: Product,
-            options: RenderOptions, engine: Engine, out_dir: Path) -> dict:
+            options: RenderOptions, engine: Engine, out_dir: Path, *,
+            notice: str | None = None) -> dict:
     """Write one creative into ``out_dir`` as ``<id>.png``, ``<id>.mask.png`` and
     ``<id>.json``, atomically, the manifest last. Returns the manifest."""
-    png, mask_png, manifest = finish(creative, placed, product, options, engine)
+    png, mask_png, manifest = finish(creative, placed, product, options, engine,
+                                     notice=notice)
     creative_id = manifest["id"]
     with atomic_files(Path(out_dir)) as files:
         files[f"{creative_id}.png"] = png
@@ -127,12 +145,15 @@ def publish(creative: Creative, placed: PlacedProduct, product: Product,
 
 
 def _manifest(creative_id: str, creative: Creative, placed: PlacedProduct, product: Product,
-              options: RenderOptions, engine: Engine, watermark: dict) -> dict:
+              options: RenderOptions, engine: Engine, watermark: dict,
+              notice: str | None) -> dict:
     engine_info = engine.describe()
     uses_steps = engine.name != "backdrop"
     return {
         "manifest_version": MANIFEST_VERSION,
         "id": creative_id,
+        "preview": {"procedural": engine.name == "backdrop", "notice": notice},
+        "warnings": _warnings(creative),
         "image": f"{creative_id}.png",
         "mask": f"{creative_id}.mask.png",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -146,6 +167,7 @@ def _manifest(creative_id: str, creative: Creative, placed: PlacedProduct, produ
                      else options.guidance) if uses_steps else None,
         "mode": options.mode,
         "format": placed.format,
+        "preset": get_preset(options.preset).describe() if options.preset else None,
         "size": list(placed.size),
         "placement": {"box": list(placed.box), "scale": round(placed.scale, 6),
                       "area": options.area if placed.format != "keep" else None,
@@ -161,6 +183,17 @@ def _manifest(creative_id: str, creative: Creative, placed: PlacedProduct, produ
         "timings": {"render_s": round(creative.seconds, 4)},
         "versions": library_versions(),
     }
+
+
+def _warnings(creative: Creative) -> list[str]:
+    """What is wrong with the result, besides it being a preview (``preview``)."""
+    warnings = []
+    if not creative.passed:
+        attempts = len(creative.attempts)
+        warnings.append(f"the generated background grows the product's outline beyond "
+                        f"--max-expansion after {attempts} attempt{'s' * (attempts > 1)} "
+                        "(the best one is kept)")
+    return warnings
 
 
 def library_versions() -> dict:

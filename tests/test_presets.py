@@ -1,0 +1,126 @@
+"""Platform presets: exact sizes, the product untouched by the crop, the CLI, and the
+plain-words preview notice on every procedural result."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipelines import InputError, load_product
+from pipelines.engines import ENGINE_PREVIEWS, PREVIEW_NOTICE, BackdropEngine
+from pipelines.presets import PRESETS, crop_to_preset, get_preset
+from studio.cli import app
+from studio.creatives.render import RenderOptions, finish, prepare, render
+
+runner = CliRunner()
+
+
+def test_every_preset_fits_its_format_and_renders_on_a_multiple_of_8():
+    from pipelines import FORMATS
+
+    for preset in PRESETS.values():
+        assert abs(preset.width / preset.height / FORMATS[preset.format] - 1) < 0.02, preset
+        width, height = preset.render_size
+        assert width % 8 == 0 and height % 8 == 0
+        assert 0 <= width - preset.width < 8 and 0 <= height - preset.height < 8
+    assert (get_preset("feed-4:5").width, get_preset("feed-4:5").height) == (1080, 1350)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_creative_is_written_at_exactly_the_preset_size_with_the_product_intact(
+        cutout_png, name):
+    product = load_product(cutout_png)
+    options = RenderOptions(prompt="on white marble", preset=name, watermark=False,
+                            anchor="bottom")
+    placed = prepare(product, options)
+    engine = BackdropEngine()
+    creative = render(placed, options, engine)[0]
+    png, mask_png, manifest = finish(creative, placed, product, options, engine)
+    import io
+
+    image = np.asarray(Image.open(io.BytesIO(png)))
+    mask = np.asarray(Image.open(io.BytesIO(mask_png))) > 0
+    preset = PRESETS[name]
+    assert image.shape[:2] == (preset.height, preset.width)
+    assert mask.shape == (preset.height, preset.width)
+    assert manifest["size"] == [preset.width, preset.height]
+    assert manifest["preset"]["name"] == name
+    _, cropped = crop_to_preset(creative, placed, preset)
+    assert mask.sum() == placed.mask.sum()  # the crop took no product pixel
+    assert np.array_equal(image[mask], cropped.rgb[mask])  # product pixels bit-identical
+    x0, y0, x1, y1 = manifest["placement"]["box"]
+    assert mask[y0:y1, x0:x1].sum() == mask.sum()
+
+
+def test_the_crop_takes_the_rows_farther_from_the_product(cutout_png):
+    product = load_product(cutout_png)
+    preset = get_preset("feed-4:5")  # rendered 1080x1352: two rows go
+    for anchor, kept_top_row in (("top", 0), ("bottom", 2)):
+        options = RenderOptions(prompt="on sand", preset=preset.name, anchor=anchor)
+        placed = prepare(product, options)
+        creative = render(placed, options, BackdropEngine())[0]
+        cropped, _ = crop_to_preset(creative, placed, preset)
+        assert np.array_equal(cropped.image, creative.image[kept_top_row:kept_top_row + 1350])
+
+
+def test_a_canvas_of_another_size_is_refused(cutout_png):
+    product = load_product(cutout_png)
+    options = RenderOptions(prompt="on sand", format="4:5", size="512")
+    placed = prepare(product, options)
+    creative = render(placed, options, BackdropEngine())[0]
+    with pytest.raises(InputError, match="rendered at 1080x1352"):
+        crop_to_preset(creative, placed, get_preset("feed-4:5"))
+
+
+def test_studio_presets_lists_every_preset_with_its_size():
+    result = runner.invoke(app, ["presets"])
+    assert result.exit_code == 0, result.output
+    for preset in PRESETS.values():
+        assert f"{preset.width}x{preset.height}" in result.output and preset.name in result.output
+
+
+def test_render_preset_writes_exact_size_and_says_it_is_a_preview_first(tmp_path, cutout_png):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(cutout_png), "--prompt", "on oak", "--preset",
+                                 "link-1.91:1", "--engine", "backdrop", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == ENGINE_PREVIEWS["backdrop"]
+    manifest = json.loads(next(out.glob("*.json")).read_text())
+    assert Image.open(out / manifest["image"]).size == (1200, 628)
+    assert manifest["preview"] == {"procedural": True, "notice": ENGINE_PREVIEWS["backdrop"]}
+    assert "1200x628" in result.stdout
+
+
+def test_auto_fallback_notice_is_plain_words_without_socket_codes(monkeypatch):
+    from pipelines import engines
+
+    monkeypatch.setattr(engines, "weights_available_locally", lambda model_id: False)
+    monkeypatch.setattr(engines, "hub_reachable", lambda model_id: (
+        False, "the model hub cannot be reached (ConnectError: Name or service not known)"))
+    engine, notice = engines.load_engine("auto")
+    assert engine.name == "backdrop"
+    assert notice.startswith(PREVIEW_NOTICE)
+    assert engines.preview_notice(engine, notice) == notice
+
+
+def test_hub_errors_lose_their_errno_codes():
+    from pipelines.engines.diffusion import _plain
+
+    text = _plain(OSError("[Errno -2] Name or service not known"))
+    assert text == "OSError: Name or service not known"
+
+
+def test_a_photographic_engine_has_no_preview_notice(tiny_engine):
+    from pipelines.engines import preview_notice
+
+    assert preview_notice(BackdropEngine()) == ENGINE_PREVIEWS["backdrop"]
+    assert preview_notice(tiny_engine) == ENGINE_PREVIEWS["tiny"]
+
+    class Photographic:
+        name = "sd"
+
+    assert preview_notice(Photographic()) is None
