@@ -158,7 +158,7 @@ def test_demo_runs_the_whole_flow_in_a_hidden_world(tmp_path):
         env=python_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(summary) == {"report", "ctr", "impressions", "engine"}
+    assert set(summary) == {"report", "ctr", "impressions", "engine", "panel_ocr_match"}
     assert summary["engine"] == "backdrop" and summary["impressions"] == 6000
     ctr = summary["ctr"]
     assert set(ctr) >= {"service", "served", "greedy_prior", "random", "static", "epsilon_greedy",
@@ -178,3 +178,11 @@ def test_demo_runs_the_whole_flow_in_a_hidden_world(tmp_path):
         assert (out / chart).stat().st_size > 1000
     assert (out / "reward-model.npz").exists() and (out / "past" / "store.db").exists()
     assert (out / "store" / "store.db").exists()
+    # The ad panel: every cluster's best creative at feed-4:5 with copy that reads back.
+    assert "## The ad panel" in text and (out / "panel.png").stat().st_size > 1000
+    panel = [json.loads(p.read_text()) for p in (out / "panel").glob("*.json")]
+    matched, total = map(int, summary["panel_ocr_match"].split("/"))
+    assert total == len(panel) >= 4 and matched >= 0.95 * total
+    for manifest in panel:
+        assert manifest["size"] == [1080, 1350] and manifest["copy"]["headline"]
+        assert Image.open(out / "panel" / manifest["image"]).size == (1080, 1350)

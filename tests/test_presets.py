@@ -3,6 +3,7 @@ plain-words preview notice on every procedural result."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from pipelines import InputError, load_product
 from pipelines.engines import ENGINE_PREVIEWS, PREVIEW_NOTICE, BackdropEngine
 from pipelines.presets import PRESETS, crop_to_preset, get_preset
+from conftest import REPO
 from studio.cli import app
 from studio.creatives.render import RenderOptions, finish, prepare, render
 
@@ -39,11 +41,10 @@ def test_a_creative_is_written_at_exactly_the_preset_size_with_the_product_intac
     placed = prepare(product, options)
     engine = BackdropEngine()
     creative = render(placed, options, engine)[0]
-    png, mask_png, manifest = finish(creative, placed, product, options, engine)
-    import io
-
-    image = np.asarray(Image.open(io.BytesIO(png)))
-    mask = np.asarray(Image.open(io.BytesIO(mask_png))) > 0
+    finished = finish(creative, placed, product, options, engine)
+    manifest = finished.manifest
+    image = np.asarray(Image.open(io.BytesIO(finished.png)))
+    mask = np.asarray(Image.open(io.BytesIO(finished.mask_png))) > 0
     preset = PRESETS[name]
     assert image.shape[:2] == (preset.height, preset.width)
     assert mask.shape == (preset.height, preset.width)
@@ -124,3 +125,50 @@ def test_a_photographic_engine_has_no_preview_notice(tiny_engine):
         name = "sd"
 
     assert preview_notice(Photographic()) is None
+
+
+def test_render_with_copy_reads_back_and_keeps_background_and_layer_apart(tmp_path, cutout_png):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(cutout_png), "--prompt", "on a linen cloth",
+                                 "--preset", "story-9:16", "--headline", "Made for slow mornings",
+                                 "--cta", "Shop now", "--brand-kit",
+                                 str(REPO / "assets" / "brand" / "kit.yaml"),
+                                 "--engine", "backdrop", "--area", "0.2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(next(out.glob("*.json")).read_text())
+    copy = manifest["copy"]
+    assert copy["headline"] == "Made for slow mornings" and copy["cta"] == "Shop now"
+    assert copy["ocr_match"] is True, copy["read"]
+    assert copy["read"] == {"headline": "Made for slow mornings", "cta": "Shop now"}
+    assert copy["brand"] == "Northwind Goods"
+    image = np.asarray(Image.open(out / manifest["image"]).convert("RGB"))
+    background = np.asarray(Image.open(out / copy["background"]).convert("RGB"))
+    layer = np.asarray(Image.open(out / copy["layer"]))
+    mask = np.asarray(Image.open(out / manifest["mask"])) > 0
+    assert image.shape == background.shape == (1920, 1080, 3) and layer.shape == (1920, 1080, 4)
+    assert np.array_equal(image[mask], background[mask])  # the copy never covers the product
+    assert not layer[..., 3][mask].any()
+    text_rows = np.nonzero(layer[..., 3].any(axis=1))[0]
+    assert text_rows.min() >= 0.14 * 1920 and text_rows.max() <= 0.80 * 1920  # story safe zone
+    assert manifest["warnings"] == []
+
+
+def _copy_case(tmp_path, cutout_png, *extra):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(cutout_png), "--prompt", "on sand",
+                                 "--engine", "backdrop", *extra, "--out", str(out)])
+    return result, out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--headline", "Cheap mugs for all"], "cheap"),  # banned by the example kit
+    (["--headline", "x" * 41], "at most 40"),
+    (["--brand-kit", str(REPO / "assets" / "brand" / "kit.yaml")], "give --headline"),
+    (["--headline", "Hi", "--brand-kit", "nope.yaml"], "nope.yaml"),
+])
+def test_bad_copy_fails_with_one_line_and_writes_nothing(tmp_path, cutout_png, extra, message):
+    result, out = _copy_case(tmp_path, cutout_png, *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], lines
+    assert not out.exists() or not any(out.iterdir())

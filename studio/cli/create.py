@@ -120,8 +120,17 @@ def render(
     max_attempts: int = typer.Option(3, help="Renders per creative when re-seeding."),
     watermark: bool = typer.Option(True, "--watermark/--no-watermark",
                                    help="Invisible provenance watermark outside the product."),
+    headline: Optional[str] = typer.Option(None, help="Headline laid over the creative "
+                                           "(at most 40 characters), off the product, in the "
+                                           "format's safe zone; read back with OCR."),
+    cta: Optional[str] = typer.Option(None, help="Call to action on a button (at most 18 "
+                                      "characters), e.g. 'Shop now'."),
+    brand_kit: Optional[Path] = typer.Option(None, help="Brand kit (YAML: logo, fonts, "
+                                             "colours, tone, banned words) for the copy. "
+                                             "Default: the example kit in assets/brand/."),
 ) -> None:
-    """Render creatives of one product for one prompt."""
+    """Render creatives of one product for one prompt (optionally with a headline and a
+    call to action laid over them, at a platform preset's exact size)."""
     from pipelines import check_size, load_product
     from pipelines.engines import load_engine, preview_notice
     from pipelines.presets import get_preset
@@ -130,6 +139,8 @@ def render(
     from ..progress import step_progress
     from ..creatives.render import RenderOptions, prepare, publish
     from ..creatives.render import render as render_creatives
+    from ..inputs.brand import BrandKit
+    from ..prompts.copy import AdCopy
 
     with cli_errors():
         choice(mode, MODES, "mode")
@@ -151,7 +162,11 @@ def render(
             size=size, area=area, anchor=anchor, seed=seed, n=n, steps=steps,
             guidance=guidance, feather=feather, max_expansion=max_expansion,
             max_attempts=max_attempts, watermark=watermark, preset=preset,
+            copy=AdCopy(headline or "", cta or "") if headline or cta else None,
+            brand=BrandKit.load(brand_kit) if brand_kit else None,
         )
+        if brand_kit and options.copy is None:
+            raise InputError("--brand-kit styles the copy: give --headline and/or --cta")
         item = load_product(product, mask=mask)
         placed = prepare(item, options)  # bad input fails here, before the engine loads
         chosen, notice = load_engine(engine, model_id=model, controlnet=controlnet,
@@ -169,6 +184,8 @@ def render(
             width, height = manifest["size"]
             typer.echo(f"{out / manifest['image']}  {width}x{height} seed={creative.seed} "
                        f"expansion={creative.scores['expansion']:.3f}{flag}")
+            for warning in manifest["warnings"]:
+                typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()

@@ -1,10 +1,15 @@
 """Render creatives of a product and publish them with their provenance.
 
 This is the one render path every face uses (CLI, demo, batch, UI): load and validate
-the product, place it for the ad format, render with an engine, then publish each
-creative as ``<id>.png`` + ``<id>.mask.png`` + ``<id>.json`` (its manifest), written
-atomically, the manifest last. ``<id>`` is derived from the image bytes, so the same
-render published twice is the same file.
+the product, place it for the ad format (or a platform preset), render with an engine,
+then publish each creative as ``<id>.png`` + ``<id>.mask.png`` + ``<id>.json`` (its
+manifest), written atomically, the manifest last. ``<id>`` is derived from the image
+bytes, so the same render published twice is the same file.
+
+With ad copy, the headline and CTA are laid out off the product in the brand's style and
+read back with OCR; the background without text (``<id>.background.png``) and the copy
+alone (``<id>.copy.png``, RGBA) are kept beside the creative, so copy and image can be
+varied and learned apart.
 """
 
 from __future__ import annotations
@@ -32,11 +37,15 @@ from pipelines import (
     place,
 )
 from pipelines.engines import Engine, ProgressCallback, preview_notice
+from pipelines.ocr import read_back
+from pipelines.overlay import CopyLayout, compose_copy
 from pipelines.presets import crop_to_preset, get_preset
 from pipelines.watermark import embed_watermark, watermark_payload
 
 from ..files import atomic_files
+from ..inputs.brand import BrandKit
 from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT
+from ..prompts.copy import AdCopy
 
 MANIFEST_VERSION = 1
 _VERSIONED = ("creative-studio", "torch", "diffusers", "transformers", "numpy", "pillow",
@@ -63,6 +72,8 @@ class RenderOptions:
     max_attempts: int = 3
     watermark: bool = True
     preset: str | None = None
+    copy: AdCopy | None = None
+    brand: BrandKit | None = None
 
     @property
     def canvas(self) -> tuple[str, str | None]:
@@ -105,16 +116,39 @@ def render(placed: PlacedProduct, options: RenderOptions, engine: Engine, *,
                     guidance=options.guidance, callback=callback)
 
 
+@dataclass
+class Finished:
+    """One encoded creative: its files (name -> bytes, the image first, then the mask and,
+    with copy, the background and the copy layer) and its manifest (not in ``files``)."""
+
+    files: dict[str, bytes]
+    manifest: dict
+
+    @property
+    def png(self) -> bytes:
+        return self.files[self.manifest["image"]]
+
+    @property
+    def mask_png(self) -> bytes:
+        return self.files[self.manifest["mask"]]
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(data) for data in self.files.values())
+
+
 def finish(creative: Creative, placed: PlacedProduct, product: Product,
-           options: RenderOptions, engine: Engine, *,
-           notice: str | None = None) -> tuple[bytes, bytes, dict]:
-    """Crop to the preset, watermark (when asked and reliable) and encode one creative:
-    (PNG bytes, mask PNG bytes, manifest). The id is derived from the image bytes.
+           options: RenderOptions, engine: Engine, *, notice: str | None = None) -> Finished:
+    """Crop to the preset, lay the copy out, watermark (when asked and reliable), encode
+    and read the copy back with OCR. The id is derived from the final image's bytes.
     ``notice`` is the engine's fallback notice, recorded at the top of the manifest."""
     started = time.perf_counter()
     if options.preset is not None:
         creative, placed = crop_to_preset(creative, placed, get_preset(options.preset))
-    image = creative.image
+    image, layout = creative.image, None
+    if options.copy is not None:
+        layout = lay_out_copy(creative.image, placed, options)
+        image = layout.image
     if options.watermark:
         payload = watermark_payload(product.sha256, options.prompt, creative.seed, engine.name)
         image, watermark = embed_watermark(image, payload, creative.kept)
@@ -122,25 +156,58 @@ def finish(creative: Creative, placed: PlacedProduct, product: Product,
         watermark = {"status": "skipped", "reason": "disabled (--no-watermark)"}
     png = _png_bytes(image)
     creative_id = hashlib.sha256(png).hexdigest()[:20]
-    mask_png = _png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))
+    files = {f"{creative_id}.png": png,
+             f"{creative_id}.mask.png": _png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))}
     manifest = _manifest(creative_id, creative, placed, product, options, engine, watermark,
                          preview_notice(engine, notice))
+    if layout is not None:
+        files[f"{creative_id}.background.png"] = _png_bytes(creative.image)
+        files[f"{creative_id}.copy.png"] = _png_bytes(layout.layer)
+        manifest["copy"] = _copy_manifest(creative_id, image, layout, options)
+        if not manifest["copy"]["ocr_match"]:
+            manifest["warnings"].append(
+                "the copy did not read back exactly with OCR: read "
+                + "; ".join(f"{k} {v!r}" for k, v in manifest["copy"]["read"].items()))
     manifest["timings"]["publish_s"] = round(time.perf_counter() - started, 4)
-    return png, mask_png, manifest
+    return Finished(files, manifest)
+
+
+def lay_out_copy(image: np.ndarray, placed: PlacedProduct, options: RenderOptions) -> CopyLayout:
+    """The headline and CTA of ``options.copy`` laid out on ``image`` in the brand's
+    style (the bundled example kit when none is given), off the product."""
+    brand = options.brand or BrandKit.default()
+    for text in (options.copy.headline, options.copy.cta):
+        brand.check_copy(text)
+    return compose_copy(image, placed.mask, format=placed.format, style=brand.text_style(),
+                        headline=options.copy.headline or None, cta=options.copy.cta or None)
+
+
+def _copy_manifest(creative_id: str, image: np.ndarray, layout: CopyLayout,
+                   options: RenderOptions) -> dict:
+    expected = {name: text for name, text in (("headline", options.copy.headline),
+                                              ("cta", options.copy.cta)) if text}
+    started = time.perf_counter()
+    readback = read_back(image, layout.boxes, expected)
+    return {"headline": options.copy.headline, "cta": options.copy.cta,
+            "brand": (options.brand or BrandKit.default()).name,
+            "ocr_match": readback["ocr_match"], "read": readback["read"],
+            "confidence": readback["confidence"],
+            "ocr_s": round(time.perf_counter() - started, 4),
+            "background": f"{creative_id}.background.png", "layer": f"{creative_id}.copy.png",
+            "layout": layout.as_dict()}
 
 
 def publish(creative: Creative, placed: PlacedProduct, product: Product,
             options: RenderOptions, engine: Engine, out_dir: Path, *,
             notice: str | None = None) -> dict:
-    """Write one creative into ``out_dir`` as ``<id>.png``, ``<id>.mask.png`` and
-    ``<id>.json``, atomically, the manifest last. Returns the manifest."""
-    png, mask_png, manifest = finish(creative, placed, product, options, engine,
-                                     notice=notice)
-    creative_id = manifest["id"]
+    """Write one creative into ``out_dir`` as ``<id>.png``, ``<id>.mask.png`` (and, with
+    copy, ``<id>.background.png`` and ``<id>.copy.png``) and ``<id>.json``, atomically,
+    the manifest last. Returns the manifest."""
+    finished = finish(creative, placed, product, options, engine, notice=notice)
+    manifest = finished.manifest
     with atomic_files(Path(out_dir)) as files:
-        files[f"{creative_id}.png"] = png
-        files[f"{creative_id}.mask.png"] = mask_png
-        files[f"{creative_id}.json"] = json.dumps(manifest, indent=2).encode() + b"\n"
+        files.update(finished.files)
+        files[f"{manifest['id']}.json"] = json.dumps(manifest, indent=2).encode() + b"\n"
     return manifest
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import StudioError
 from ..files import MAX_TEXT_BYTES, read_bytes
-from .clusters import Cluster, describe
+from .clusters import Cluster, describe, name_clusters
 from .tables import (DEFAULT_IGNORE, INTERESTS, USER_ID, TagEmbedding, encode, feature_columns,
                      load_users, split_tags)
 
@@ -181,6 +181,8 @@ class Audience:
                               [float(v) for v in self.centroids_[c]])
             cluster.profile = describe(cluster)
             clusters.append(cluster)
+        for cluster, name in zip(clusters, name_clusters(clusters)):
+            cluster.name = name
         return clusters
 
     # -------------------------------------------------------------- assignment
@@ -254,6 +256,11 @@ class Audience:
             audience.silhouette_ = {int(k): float(v) for k, v in document["silhouette"].items()}
             audience.encoding_ = document["encoding"]
             audience.clusters_ = [Cluster.from_dict(c) for c in document["clusters"]]
+            if not all(c.get("name") for c in document["clusters"]):
+                # Written before clusters had names: name them as a whole, so they are
+                # unique (profiles are kept as written).
+                for cluster, name in zip(audience.clusters_, name_clusters(audience.clusters_)):
+                    cluster.name = name
             audience.centroids_ = np.array([c.centroid for c in audience.clusters_])
         except (KeyError, TypeError, ValueError) as exc:
             raise StudioError(f"{where} is a damaged clusters file ({exc})") from None

@@ -88,14 +88,14 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
                                                 DEFAULT_NEGATIVE_PROMPT), anchor="bottom")
                     placed = prepare(loaded[product_id], options)
                     creative = render(placed, options, chosen)[0]
-                    png, mask_png, manifest = finish(creative, placed, loaded[product_id], options, chosen)
+                    finished = finish(creative, placed, loaded[product_id], options, chosen)
                     notes.append({"job_key": f"evolve|{round_id}|{candidate_id}|{product_id}|{fmt}",
                                   "product_id": product_id, "prompt_id": candidate_id,
                                   "cluster_id": plan["cluster_id"], "format": fmt, "seed": seed,
-                                  "image_sha256": store.put_file(png),
-                                  "mask_sha256": store.put_file(mask_png),
-                                  "bytes": len(png) + len(mask_png),
-                                  "manifest": {**manifest, "product_id": product_id}})
+                                  "image_sha256": store.put_file(finished.png),
+                                  "mask_sha256": store.put_file(finished.mask_png),
+                                  "bytes": finished.bytes,
+                                  "manifest": {**finished.manifest, "product_id": product_id}})
                     pixels.append((creative.image, placed.mask))
     store.add_prompts({"prompt_id": pid, "category": plan["category"],
                        "cluster_id": plan["cluster_id"], "text": text, "negative_prompt": "",

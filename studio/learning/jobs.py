@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from typing import Callable, Iterator, Mapping, NamedTuple
 
-from ..creatives.render import RenderOptions, finish, prepare, render
+from ..creatives.render import Finished, RenderOptions, finish, prepare, render
 from ..progress import item_progress
 from ..store import Store
 
@@ -96,13 +96,13 @@ def render_pending(jobs: list[Job], run: Callable[[list[Job]], Iterator[tuple]],
 def render_note(store: Store, job: Job, products: Mapping, engine, settings) -> dict:
     """Render one job and put its files in place; the note to commit."""
     _, product = products[job.product_id]
-    png, mask_png, manifest = _render(product, job, engine, settings)
+    finished = _render(product, job, engine, settings)
     return {"job_key": job.key, "product_id": job.product_id,
             "prompt_id": job.prompt["prompt_id"], "cluster_id": job.prompt["cluster_id"],
             "format": job.format, "seed": job.seed,
-            "image_sha256": store.put_file(png), "mask_sha256": store.put_file(mask_png),
-            "bytes": len(png) + len(mask_png),
-            "manifest": {**manifest, "product_id": job.product_id}}
+            "image_sha256": store.put_file(finished.png),
+            "mask_sha256": store.put_file(finished.mask_png), "bytes": finished.bytes,
+            "manifest": {**finished.manifest, "product_id": job.product_id}}
 
 
 def measure(job: Job, products: Mapping, engine, settings) -> tuple[float, int]:
@@ -110,11 +110,11 @@ def measure(job: Job, products: Mapping, engine, settings) -> tuple[float, int]:
     estimate a run prints before it starts and ``--max-bytes``."""
     _, product = products[job.product_id]
     started = time.perf_counter()
-    png, mask_png, _ = _render(product, job, engine, settings)
-    return time.perf_counter() - started, len(png) + len(mask_png)
+    finished = _render(product, job, engine, settings)
+    return time.perf_counter() - started, finished.bytes
 
 
-def _render(product, job: Job, engine, settings) -> tuple[bytes, bytes, dict]:
+def _render(product, job: Job, engine, settings) -> Finished:
     options = RenderOptions(prompt=job.prompt["text"],
                             negative_prompt=job.prompt["negative_prompt"], format=job.format,
                             size=settings.size, seed=job.seed, anchor="bottom",

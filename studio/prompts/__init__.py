@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from ..errors import StudioError
 from ..inputs.guidelines import Guidelines
+from .copy import (CTA_MAX, HEADLINE_MAX, AdCopy, LanguageModelCopyWriter, TemplateCopyWriter,
+                   make_copy_writer, parse_copy)
 from .language import LLMGenerator, OpenAIGenerator
 from .messages import SYSTEM_PROMPT, build_messages, clean_text, parse_prompts
 from .template import TemplateGenerator
@@ -26,6 +28,8 @@ from .vocabulary import SLOTS, Prompt, Vocabulary, category_product, load_vocabu
 __all__ = ["GENERATORS", "SLOTS", "SYSTEM_PROMPT", "LLMGenerator", "OpenAIGenerator", "Prompt",
            "TemplateGenerator", "Vocabulary", "build_messages", "category_product", "clean_text",
            "load_vocabulary", "make_generator", "parse_prompts"]
+__all__ += ["CTA_MAX", "HEADLINE_MAX", "AdCopy", "LanguageModelCopyWriter", "TemplateCopyWriter",
+            "make_copy_writer", "parse_copy"]
 
 GENERATORS = ("template", "llm", "openai")
 

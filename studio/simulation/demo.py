@@ -7,8 +7,9 @@ model trained on that log (``OUT/reward-model.npz``), judged on the campaign's h
 creatives → it chooses the campaign's arms and their priors → a simulated campaign in
 which every policy (random, static, greedy-on-prior, epsilon-greedy, LinUCB, Thompson,
 the served configuration, and the real selection service) faces the same impressions,
-with the per-cluster and per-user oracles → the learning loop (fixed vs evolving pool)
-→ a report with charts that says what the world is and is not.
+with the per-cluster and per-user oracles → the ad panel (each cluster's best creative re-rendered at a platform preset with a
+headline and a call to action, read back with OCR) → the learning loop (fixed vs
+evolving pool) → a report with charts that says what the world is and is not.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from ..serving.service import SelectionService
 from .campaign import run_campaign
 from .loop import run_loop
 from .policies import make_policies
-from .report import summary, write_report
+from .panel import write_panel
+from .report import best_creatives, summary, write_report
 from .stage import build_stage, prepare_world
 from .world import World, WorldConfig
 
@@ -50,6 +52,9 @@ def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:
          "through the real selection service)")
     result = run_campaign(prepared.arena, world, policies, impressions=impressions, seed=seed)
     service.snapshot()
+    best = best_creatives(service)
+    echo("the ad panel: each cluster's best creative at a platform preset, with copy")
+    panel = write_panel(out, service, best, stage.catalog, engine=engine, seed=seed, echo=echo)
     loop = None
     if rounds > 0:
         echo(f"learning loop: {rounds + 1} rounds of {max(1, impressions // 4):,} impressions, "
@@ -59,9 +64,10 @@ def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:
                         served=served, seed=seed, echo=echo)
     report = write_report(out, result, service, world=world, judgement=prepared.judgement,
                           model_metadata=prepared.model.metadata_, engine=stage.engine,
-                          seconds=time.perf_counter() - started, loop=loop)
+                          seconds=time.perf_counter() - started, best=best, panel=panel,
+                          loop=loop)
     ctr = result.ctr()
     echo("true CTR: " + ", ".join(f"{p} {ctr[p]:.3%}" for p in
                                   ("service", "greedy_prior", "random", "oracle_cluster")))
     echo(f"report: {report} (charts beside it); store: {stage.campaign_store.root}")
-    return summary(report, result, stage.engine)
+    return summary(report, result, stage.engine, panel)

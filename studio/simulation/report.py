@@ -37,7 +37,7 @@ DESCRIPTIONS = {
 
 def write_report(out: Path, result: CampaignResult, service: SelectionService, *, world: World,
                  judgement: dict, model_metadata: dict, engine: str, seconds: float,
-                 loop: dict | None = None) -> Path:
+                 best: dict, panel: dict | None = None, loop: dict | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +71,6 @@ def write_report(out: Path, result: CampaignResult, service: SelectionService, *
     figure.savefig(out / "regret.png", dpi=100)
     plt.close(figure)
 
-    best = _best_creatives(service)
     _thumbnail_grid(service, best, out / "best_per_cluster.png")
     ctr, observed = result.ctr(), result.observed_ctr()
     baseline = ctr["greedy_prior"]
@@ -123,11 +122,33 @@ def write_report(out: Path, result: CampaignResult, service: SelectionService, *
         lines.append(f"- **{cluster.profile}**")
         for product_id, (arm_id, mean) in sorted(best.get(cluster_id, {}).items()):
             lines.append(f"  - {product_id}: \"{service.prompts[arm_id]}\" (learned mean {mean:.3%})")
+    if panel:
+        lines += _panel_section(panel)
     if loop:
         lines += _loop_section(out, loop, plt)
     report = out / "report.md"
     write_atomic(report, ("\n".join(lines) + "\n").encode())
     return report
+
+
+def _panel_section(panel: dict) -> list[str]:
+    preset = panel["preset"]
+    n, matched = panel["creatives"], panel["ocr_match"]
+    lines = ["", "## The ad panel: each cluster's best creative as an ad", "",
+             f"Re-rendered at `{preset['name']}` ({preset['width']}×{preset['height']}) from "
+             "the same prompt and seed, with a headline and a call to action written for the "
+             "cluster (template writer, the example brand kit) laid out off the product and "
+             f"read back with OCR: **{matched} of {n} read back exactly**"
+             f"{f' ({matched / n:.0%})' if n else ''}.", "",
+             f"![Ad panel]({panel['sheet']})", "",
+             "| cluster | product | headline | call to action | OCR read back |",
+             "|---|---|---|---|---|"]
+    for item in panel["items"]:
+        check = "exactly" if item["ocr_match"] else "read: " + " / ".join(
+            repr(v) for v in item["read"].values())
+        lines.append(f"| {item['cluster']} | {item['product_id']} | {item['headline']} | "
+                     f"{item['cta']} | {check} |")
+    return lines
 
 
 def _loop_section(out: Path, loop: dict, plt) -> list[str]:
@@ -154,7 +175,7 @@ def _loop_section(out: Path, loop: dict, plt) -> list[str]:
     return lines + ["", "![Learning loop](loop.png)", ""]
 
 
-def _best_creatives(service: SelectionService) -> dict:
+def best_creatives(service: SelectionService) -> dict:
     """cluster -> product -> (arm, learned mean at the cluster centroid), first placement."""
     best: dict[int, dict] = {}
     placement = _first_placement(service)
@@ -193,6 +214,9 @@ def _thumbnail_grid(service: SelectionService, best: dict, path: Path, size: int
     grid.save(path)
 
 
-def summary(report: Path, result: CampaignResult, engine: str) -> dict:
+def summary(report: Path, result: CampaignResult, engine: str,
+            panel: dict | None = None) -> dict:
     return {"report": str(report), "ctr": {k: round(v, 5) for k, v in result.ctr().items()},
-            "impressions": result.impressions, "engine": engine}
+            "impressions": result.impressions, "engine": engine,
+            "panel_ocr_match": (f"{panel['ocr_match']}/{panel['creatives']}"
+                                if panel else None)}
