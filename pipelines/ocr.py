@@ -25,7 +25,7 @@ from .errors import InputError
 #: needs background around the text: with 0.15, a one-line headline lost its spaces).
 CROP_MARGIN = 0.4
 #: Crops shorter than this are upscaled to it (the detector splits small text badly).
-MIN_CROP_HEIGHT = 96
+MIN_CROP_HEIGHT = 128
 #: The detector's input is at most this many pixels on its long side.
 DETECT_MAX_SIDE = 960
 

@@ -46,6 +46,11 @@ def batch(
     ray_address: Optional[str] = typer.Option(None, help="A running Ray cluster, e.g. "
                                               "ray://head:10001 or auto (default: start Ray "
                                               "on this machine)."),
+    copies: int = typer.Option(0, help="Ad copies (headline + CTA) per cluster, laid over "
+                               "the creatives and read back with OCR; each prompt is paired "
+                               "with each copy, so the arms are (scene, copy) pairs."),
+    brand_kit: Optional[Path] = typer.Option(None, help="Brand kit for the copy (default: "
+                                             "assets/brand/kit.yaml)."),
 ) -> None:
     """Render a catalog for an audience into a store; rerun to resume."""
     from ..learning.batch import EXECUTORS, BatchSettings, run_batch
@@ -62,7 +67,8 @@ def batch(
             seeds=seed_list, engine=engine, size=size, top_m=top_m, k=k,
             max_bytes=int(max_bytes) if max_bytes is not None else None,
             reward_model=str(reward_model) if reward_model else None, watermark=watermark,
-            executor=executor, workers=workers, ray_address=ray_address)
+            executor=executor, workers=workers, ray_address=ray_address, copies=copies,
+            brand_kit=str(brand_kit) if brand_kit else None)
         summary = run_batch(catalog, audience, store, settings, echo=typer.echo,
                             store_folder=store_folder)
     if summary:

@@ -19,7 +19,7 @@ import io
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -37,8 +37,6 @@ from pipelines import (
     place,
 )
 from pipelines.engines import Engine, ProgressCallback, preview_notice
-from pipelines.ocr import read_back
-from pipelines.overlay import CopyLayout, compose_copy
 from pipelines.presets import crop_to_preset, get_preset
 from pipelines.watermark import embed_watermark, watermark_payload
 
@@ -46,8 +44,13 @@ from ..files import atomic_files
 from ..inputs.brand import BrandKit
 from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT
 from ..prompts.copy import AdCopy
+from .ad_copy import copy_manifest, lay_out_copy
 
 MANIFEST_VERSION = 1
+#: (anchor, area) tried in order when copy does not fit beside the product: a smaller
+#: product low, then to one side (a tall product leaves a column free), then smaller.
+COPY_PLACEMENTS = (("bottom", 0.2), ("left", 0.2), ("right", 0.2), ("bottom", 0.12),
+                   ("left", 0.12))
 _VERSIONED = ("creative-studio", "torch", "diffusers", "transformers", "numpy", "pillow",
               "opencv-python", "invisible-watermark")
 
@@ -102,7 +105,30 @@ def prepare(product: Product, options: RenderOptions) -> PlacedProduct:
     fmt, size = options.canvas
     placed = place(product, fmt, size=size, area=options.area, anchor=options.anchor)
     keep_weights(placed, options.mode, feather=options.feather)
+    if options.copy is not None:  # copy that cannot fit fails now, not after the render
+        lay_out_copy(np.full((*placed.mask.shape, 3), 128, np.uint8), placed, options.copy,
+                     options.brand)
     return placed
+
+
+def prepare_with_copy_room(product: Product,
+                           options: RenderOptions) -> tuple[PlacedProduct, RenderOptions]:
+    """:func:`prepare`; when the copy does not fit beside the product where ``options``
+    place it, the first of ``COPY_PLACEMENTS`` where it does (for runs that place many
+    products unattended: batch, the demo's panel). Returns the placement and the options
+    it was made with."""
+    try:
+        return prepare(product, options), options
+    except InputError as first:
+        if options.copy is None:
+            raise
+        for anchor, area in COPY_PLACEMENTS:
+            candidate = replace(options, anchor=anchor, area=area)
+            try:
+                return prepare(product, candidate), candidate
+            except InputError:
+                continue
+        raise first
 
 
 def render(placed: PlacedProduct, options: RenderOptions, engine: Engine, *,
@@ -147,7 +173,7 @@ def finish(creative: Creative, placed: PlacedProduct, product: Product,
         creative, placed = crop_to_preset(creative, placed, get_preset(options.preset))
     image, layout = creative.image, None
     if options.copy is not None:
-        layout = lay_out_copy(creative.image, placed, options)
+        layout = lay_out_copy(creative.image, placed, options.copy, options.brand)
         image = layout.image
     if options.watermark:
         payload = watermark_payload(product.sha256, options.prompt, creative.seed, engine.name)
@@ -163,38 +189,14 @@ def finish(creative: Creative, placed: PlacedProduct, product: Product,
     if layout is not None:
         files[f"{creative_id}.background.png"] = _png_bytes(creative.image)
         files[f"{creative_id}.copy.png"] = _png_bytes(layout.layer)
-        manifest["copy"] = _copy_manifest(creative_id, image, layout, options)
+        manifest["copy"] = copy_manifest(creative_id, image, layout, options.copy,
+                                         options.brand)
         if not manifest["copy"]["ocr_match"]:
             manifest["warnings"].append(
                 "the copy did not read back exactly with OCR: read "
                 + "; ".join(f"{k} {v!r}" for k, v in manifest["copy"]["read"].items()))
     manifest["timings"]["publish_s"] = round(time.perf_counter() - started, 4)
     return Finished(files, manifest)
-
-
-def lay_out_copy(image: np.ndarray, placed: PlacedProduct, options: RenderOptions) -> CopyLayout:
-    """The headline and CTA of ``options.copy`` laid out on ``image`` in the brand's
-    style (the bundled example kit when none is given), off the product."""
-    brand = options.brand or BrandKit.default()
-    for text in (options.copy.headline, options.copy.cta):
-        brand.check_copy(text)
-    return compose_copy(image, placed.mask, format=placed.format, style=brand.text_style(),
-                        headline=options.copy.headline or None, cta=options.copy.cta or None)
-
-
-def _copy_manifest(creative_id: str, image: np.ndarray, layout: CopyLayout,
-                   options: RenderOptions) -> dict:
-    expected = {name: text for name, text in (("headline", options.copy.headline),
-                                              ("cta", options.copy.cta)) if text}
-    started = time.perf_counter()
-    readback = read_back(image, layout.boxes, expected)
-    return {"headline": options.copy.headline, "cta": options.copy.cta,
-            "brand": (options.brand or BrandKit.default()).name,
-            "ocr_match": readback["ocr_match"], "read": readback["read"],
-            "confidence": readback["confidence"],
-            "ocr_s": round(time.perf_counter() - started, 4),
-            "background": f"{creative_id}.background.png", "layer": f"{creative_id}.copy.png",
-            "layout": layout.as_dict()}
 
 
 def publish(creative: Creative, placed: PlacedProduct, product: Product,

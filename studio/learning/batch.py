@@ -2,7 +2,9 @@
 
 catalog products × clusters × prompts (written per product category and cluster) ×
 formats × seeds → renders → reward scores → the top-M prompts per (product, cluster)
-become the bandit arms of (category, cluster).
+become the bandit arms of (category, cluster). With ``--copies N``, each prompt is paired
+with N ad copies written for the cluster (headline + CTA laid over the creative, read
+back with OCR): the arms are (scene, copy) pairs, so the bandit learns copy × image.
 
 Every render has a *job key* (product bytes, prompt, format, seed, engine, size). A run
 skips the jobs whose creative is already in the store, and each creative is committed in
@@ -37,11 +39,11 @@ from ..errors import StudioError
 from ..inputs.audience import Audience
 from ..inputs.catalog import load_catalog
 from ..inputs.tables import load_users
-from ..prompts import TemplateGenerator, category_product
+from ..prompts import TemplateGenerator, category_product, make_copy_writer
 from ..store import Store, is_dsn
 from ..store.pools import prompt_id as make_prompt_id
 from .arms import score_and_choose_arms
-from .jobs import Job, job_key
+from .jobs import Job, brand_kit, job_key
 
 #: How ``studio batch`` renders: ``local`` (this process, or the processes torchrun /
 #: accelerate launched) or ``ray`` (a Ray Data actor pool).
@@ -70,6 +72,12 @@ class BatchSettings:
     workers: int | None = None
     #: A running Ray cluster (default: start Ray on this machine); ``ray`` only.
     ray_address: str | None = None
+    #: Ad copies (headline + CTA) written per cluster; every scene prompt is paired with
+    #: each, so an arm is a (scene, copy) pair and the bandit learns copy × image. 0: no
+    #: copy on the creatives.
+    copies: int = 0
+    #: The brand kit the copy is written and laid out in (default: the example kit).
+    brand_kit: str | None = None
 
 
 def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
@@ -176,6 +184,12 @@ def _check(settings: BatchSettings) -> None:
         check_ray()
     if settings.per_cluster < 1:
         raise StudioError(f"per-cluster must be at least 1, got {settings.per_cluster}")
+    if not 0 <= settings.copies <= 20:
+        raise StudioError(f"copies must be from 0 to 20, got {settings.copies}")
+    if settings.brand_kit and not settings.copies:
+        raise StudioError("--brand-kit styles the copy: give --copies N as well")
+    if settings.brand_kit:
+        brand_kit(settings.brand_kit)  # a bad kit fails before anything is rendered
     if settings.top_m < 1:
         raise StudioError(f"top-m must be at least 1, got {settings.top_m}")
     if not settings.formats or not settings.seeds:
@@ -204,21 +218,35 @@ def _audience(store: Store, source, settings: BatchSettings, writer: bool) -> Au
 
 def _prompts(store: Store, catalog, products: dict, audience: Audience,
              settings: BatchSettings, writer: bool) -> dict[str, list[dict]]:
-    """Prompts per category (for every cluster), written once and kept in the store."""
+    """Prompts per category (for every cluster), written once and kept in the store.
+
+    With ``settings.copies``, each scene prompt is paired with each of the cluster's
+    copies: one prompt record (one arm) per pair, the copy in its ``tags``."""
     generator = TemplateGenerator()
+    copy_writer = (make_copy_writer("template", brand=brand_kit(settings.brand_kit))
+                   if settings.copies else None)
     result: dict[str, list[dict]] = {}
     rows = []
     for category in sorted(set(catalog["category"])):
         info = category_product(category)
         result[category] = []
         for cluster in audience.clusters_:
+            copies = (copy_writer.write(info, cluster, settings.copies, seed=settings.prompt_seed)
+                      if copy_writer else [None])
             for prompt in generator.generate(info, cluster, settings.per_cluster,
                                              seed=settings.prompt_seed):
-                record = {"prompt_id": make_prompt_id(category, cluster.id, prompt.text), "category": category, "cluster_id": cluster.id,
-                          "text": prompt.text, "negative_prompt": prompt.negative_prompt,
-                          "tags": json.dumps(prompt.tags), "source": prompt.source}
-                result[category].append(record)
-                rows.append(record)
+                for copy in copies:
+                    tags = dict(prompt.tags)
+                    key = prompt.text
+                    if copy is not None:
+                        tags["copy"] = {"headline": copy.headline, "cta": copy.cta}
+                        key = f"{prompt.text}\n{copy.headline} | {copy.cta}"
+                    record = {"prompt_id": make_prompt_id(category, cluster.id, key),
+                              "category": category, "cluster_id": cluster.id,
+                              "text": prompt.text, "negative_prompt": prompt.negative_prompt,
+                              "tags": json.dumps(tags), "source": prompt.source}
+                    result[category].append(record)
+                    rows.append(record)
     if writer:
         # the sha256 of the bytes read (and capped); a changed product is refused
         store.add_products((row.product_id, row.category, row.title,

@@ -12,14 +12,17 @@ free again at once on its host (after ``lease_seconds()`` elsewhere).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 from collections import Counter
 from typing import Callable, Iterator, Mapping, NamedTuple
 
-from ..creatives.render import Finished, RenderOptions, finish, prepare, render
+from ..creatives.render import Finished, RenderOptions, finish, prepare_with_copy_room, render
+from ..inputs.brand import BrandKit
 from ..progress import item_progress
+from ..prompts.copy import AdCopy
 from ..store import Store
 
 #: Seconds between looks at jobs that another run holds.
@@ -114,10 +117,20 @@ def measure(job: Job, products: Mapping, engine, settings) -> tuple[float, int]:
     return time.perf_counter() - started, finished.bytes
 
 
+@functools.lru_cache(maxsize=4)
+def brand_kit(path: str | None) -> BrandKit:
+    """The brand kit at ``path`` (the example kit when None), loaded once per process."""
+    return BrandKit.load(path) if path else BrandKit.default()
+
+
 def _render(product, job: Job, engine, settings) -> Finished:
+    tags = job.prompt.get("tags") or {}
+    copy = (json.loads(tags) if isinstance(tags, str) else tags).get("copy")
     options = RenderOptions(prompt=job.prompt["text"],
                             negative_prompt=job.prompt["negative_prompt"], format=job.format,
                             size=settings.size, seed=job.seed, anchor="bottom",
-                            watermark=settings.watermark)
-    placed = prepare(product, options)
+                            watermark=settings.watermark,
+                            copy=AdCopy(copy["headline"], copy["cta"]) if copy else None,
+                            brand=brand_kit(settings.brand_kit) if copy else None)
+    placed, options = prepare_with_copy_room(product, options)
     return finish(render(placed, options, engine)[0], placed, product, options, engine)

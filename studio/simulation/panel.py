@@ -19,7 +19,7 @@ from pipelines import load_product
 from pipelines.engines import load_engine
 from pipelines.presets import get_preset
 
-from ..creatives.render import RenderOptions, prepare, publish, render
+from ..creatives.render import RenderOptions, prepare_with_copy_room, publish, render
 from ..inputs.brand import BrandKit
 from ..inputs.catalog import ProductInfo, load_catalog
 from ..progress import item_progress
@@ -27,9 +27,6 @@ from ..prompts.copy import make_copy_writer
 from ..serving.service import SelectionService
 
 PANEL_PRESET = "feed-4:5"
-#: The product's share of the canvas in the panel: smaller than a bare creative's (0.3),
-#: leaving room above it for the logo, the headline and the button.
-PANEL_AREA = 0.2
 
 
 def write_panel(out: Path, service: SelectionService, best: dict, catalog: Path, *,
@@ -59,10 +56,10 @@ def write_panel(out: Path, service: SelectionService, best: dict, catalog: Path,
                             seed)[0]
         options = RenderOptions(prompt=source["prompt"],
                                 negative_prompt=source["negative_prompt"], preset=preset,
-                                seed=source["seed"], area=PANEL_AREA, anchor="bottom",
-                                copy=copy, brand=brand)
+                                seed=source["seed"], anchor="bottom", copy=copy,
+                                brand=brand)
         product = load_product(row.image, name=product_id)
-        placed = prepare(product, options)
+        placed, options = prepare_with_copy_room(product, options)
         manifest = publish(render(placed, options, chosen)[0], placed, product, options,
                            chosen, out / "panel")
         items.append({"cluster_id": cluster_id, "cluster": cluster.name,

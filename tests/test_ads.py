@@ -1,5 +1,6 @@
-"""Platform presets: exact sizes, the product untouched by the crop, the CLI, and the
-plain-words preview notice on every procedural result."""
+"""Ads a marketer can ship: platform presets (exact sizes, the product untouched by the
+crop), headline + CTA laid out and read back with OCR (render, batch: copy × image arms),
+and the plain-words preview notice on every procedural result."""
 
 from __future__ import annotations
 
@@ -172,3 +173,50 @@ def test_bad_copy_fails_with_one_line_and_writes_nothing(tmp_path, cutout_png, e
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], lines
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_batch_with_copies_makes_scene_copy_arms_that_read_back(tmp_path):
+    """`--copies 2`: each scene prompt is paired with two copies written for its cluster;
+    each pair is its own prompt record (an arm candidate), its creatives carry the copy."""
+    from studio.inputs.audience import Audience
+    from studio.inputs.tables import load_users
+    from studio.learning.batch import BatchSettings, run_batch
+    from studio.store import Store
+
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("product_id,image,category,title\n"
+                       f"mug,{REPO / 'assets/products/mug.png'},kitchenware,blue enamel mug\n")
+    clusters = tmp_path / "clusters.json"
+    Audience(2).fit(load_users(REPO / "assets" / "demo" / "users.csv")).save(clusters)
+    settings = BatchSettings(per_cluster=2, size="384", engine="backdrop", watermark=False,
+                             copies=2, top_m=2)
+    summary = run_batch(catalog, clusters, tmp_path / "s", settings, echo=lambda m: None)
+    assert summary["prompts"] == 2 * 2 * 2 and summary["creatives"] == 8
+    store = Store(tmp_path / "s")
+    records = store.prompt_records()
+    pairs = {(r["text"], json.dumps(json.loads(r["tags"])["copy"], sort_keys=True))
+             for r in records.values()}
+    assert len(pairs) == 8  # every (scene, copy) pair is its own arm candidate
+    creatives = store.creatives()
+    for creative in creatives:
+        copy = creative["manifest"]["copy"]
+        tags = json.loads(records[creative["prompt_id"]]["tags"])
+        assert {"headline": copy["headline"], "cta": copy["cta"]} == tags["copy"]
+        assert store.file_path(creative["image_sha256"]).exists()
+    assert sum(c["manifest"]["copy"]["ocr_match"] for c in creatives) >= 7
+    by_copy = {c["manifest"]["copy"]["headline"] for c in creatives}
+    assert len(by_copy) >= 2
+
+
+def test_batch_copy_options_are_checked_before_anything_runs(tmp_path):
+    from studio.errors import StudioError
+    from studio.learning.batch import BatchSettings, run_batch
+
+    for settings, message in ((BatchSettings(copies=-1), "copies must be from 0 to 20"),
+                              (BatchSettings(brand_kit="kit.yaml"), "give --copies N"),
+                              (BatchSettings(copies=1, brand_kit=str(tmp_path / "no.yaml")),
+                               "no.yaml")):
+        with pytest.raises(StudioError, match=message):
+            run_batch(REPO / "assets/demo/catalog.csv", tmp_path / "none.json", tmp_path / "s",
+                      settings, echo=lambda m: None)
+        assert not (tmp_path / "s").exists()
