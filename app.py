@@ -3,8 +3,11 @@
     python app.py [--port 7860]
 
 serves on 127.0.0.1 and prints the URL. Tabs follow the flow: Product → Audience →
-Prompts → Render → Campaign → Export. Every error shows as one readable line at the top of
-the page; nothing here holds logic of its own.
+Prompts → Render → Campaign → Export (and Outfit). Every error shows as one readable line at
+the top of the page (no server paths); a result that does not match the request (a preview,
+a warning in its manifest) shows a warning banner above it, never "Done" alone. A tab
+whose results an upstream change made out of date says so at its top. Nothing here holds
+logic of its own (``studio.ui``).
 
 Why this module is long: ``build`` lays out every tab of the page in one function: Gradio
 wires events to components inside one ``Blocks`` context, so the layout cannot be split
@@ -31,14 +34,20 @@ from pipelines.engines import ENGINE_NAMES, EngineUnavailableError  # noqa: E402
 from pipelines.fashion import CATEGORIES as FASHION_CATEGORIES  # noqa: E402
 from studio.inputs.catalog import categories as known_categories, check_category  # noqa: E402
 from studio.errors import USER_ERRORS, StudioError  # noqa: E402
-from studio.serving.config import PLACEMENTS  # noqa: E402
+from pipelines.placement import ANCHORS  # noqa: E402
 from studio.simulation.report import COLOURS  # noqa: E402
+from studio.ui.images import mask_from_editor  # noqa: E402
+from studio.ui.text import (choice, done, error, formats_of, gallery_items,  # noqa: E402
+                            preset_choices, warned)
 from studio.ui.workspace import SHOWN_POLICIES, Workspace  # noqa: E402
 
-FORMATS = list(PLACEMENTS)  # the ad formats, defined once in pipelines.placement
 CAMPAIGN_NOTE = ("Clicks here come from a simulated world whose truth the studio cannot see "
                  "(demo audience only): a demonstration, not evidence — the evidence is "
                  "`bench/evaluation.py`, over many worlds.")
+
+
+#: Gallery captions wrap instead of being cut ("predicted CTR 3…").
+CSS = "#gallery .caption-label { white-space: normal; overflow: visible; }"
 
 
 def categories() -> list[str]:
@@ -49,100 +58,161 @@ def _workspace(state: Workspace | None) -> Workspace:
     return state if state is not None else Workspace(tempfile.mkdtemp(prefix="studio-ui-"))
 
 
-def _ok(message: str) -> str:
-    return f"**Done:** {message}"
+def _notes(ws: Workspace) -> tuple[str, str, str, str]:
+    """The out-of-date notes of the Prompts, Render, Campaign and Export tabs."""
+    notes = ws.notes()
+    return notes["prompts"], notes["render"], notes["campaign"], notes["export"]
 
 
-def _error(exc: Exception) -> str:
-    return f"**Error:** {exc}"
+def _picks(ws: Workspace, value=None):
+    """The creatives' table and the two creative pickers (Render tab, compare)."""
+    options = [choice(c) for c in ws.creatives()]
+    ids = {v for _, v in options}
+    return (ws.creative_table(), gr.update(choices=options, value=value if value in ids else None),
+            gr.update(choices=options, value=None))
 
 
 def guarded(outputs: int):
-    """Run a handler; on a studio error, show it and leave every other output as it was."""
+    """Run a handler; on a studio error, show it (no server paths) and leave every other
+    output as it was."""
     def wrap(function):
         @functools.wraps(function)  # keeps the signature: Gradio finds gr.Progress in it
         def handler(*args, **kwargs):
             try:
                 return function(*args, **kwargs)
             except (*USER_ERRORS, EngineUnavailableError) as exc:
-                return (_error(exc), *([gr.skip()] * outputs))
+                return (error(exc), *([gr.skip()] * outputs))
         return handler
     return wrap
 
 
-@guarded(outputs=3)
+@guarded(outputs=7)
 def load_product(image, mask, category, title, state):
     """Load the product photo (and an optional mask file)."""
     category = check_category(category or "generic")  # it names a vocabulary file
     ws = _workspace(state)
     preview = ws.load_product(image, mask_path=mask, category=category, title=title or "")
-    editor = {"background": ws.mask_image(), "layers": [], "composite": ws.mask_image()}
-    return (_ok(f"product loaded ({ws.product.mask_source} mask, {ws.product.size[0]}x"
-                f"{ws.product.size[1]})"), preview, editor, ws)
+    return (done(f"product loaded ({ws.product.mask_source} mask, {ws.product.size[0]}x"
+                 f"{ws.product.size[1]})"), preview, ws.editor(), *_notes(ws), ws)
 
 
-@guarded(outputs=2)
+@guarded(outputs=6)
 def apply_mask(edited, state):
-    """Use the brushed mask (white = product)."""
+    """Use the brushed mask layer (painted = product)."""
     ws = _workspace(state)
-    if not edited or edited.get("composite") is None:
-        raise StudioError("paint the mask first")
-    return _ok("mask updated"), ws.set_mask(edited["composite"]), ws
+    preview = ws.set_mask(mask_from_editor(edited))
+    return done("mask updated from the brushed layer"), preview, *_notes(ws), ws
 
 
-@guarded(outputs=2)
+@guarded(outputs=6)
 def fit_audience(users, k, state):
-    """Cluster the uploaded user table, or the demo audience."""
+    """Cluster the uploaded user table, or (none uploaded) the demo audience."""
     ws = _workspace(state)
     table = ws.fit_audience(users, k=int(k) or None)
-    return _ok(f"{len(table)} clusters"), table, ws
+    own = (" — your own audience: creatives are scored by the demo reward model and "
+           "Simulate is off (Campaign tab)" if ws.own_audience() else "")
+    stale = " The prompts and creatives are now out of date (see their tabs)." \
+        if ws.stale else ""
+    return done(f"{len(table)} clusters of {ws.audience_source}{own}.{stale}"), table, \
+        *_notes(ws), ws
 
 
-@guarded(outputs=2)
-def generate_prompts(generator, n, guidelines, model, base_url, state):
-    """Write prompts for every cluster."""
+@guarded(outputs=6)
+def generate_prompts(generator, n, guidelines, model, base_url, current, replace_all, state):
+    """Write prompts for every cluster, keeping the rows the user edited unless
+    ``replace_all``."""
     ws = _workspace(state)
     table = ws.generate_prompts(generator=generator, n=int(n), guidelines_path=guidelines,
-                                model=model, base_url=base_url)
+                                model=model, base_url=base_url, current=current,
+                                replace_all=bool(replace_all))
     fallbacks = int(table["source"].str.contains("fallback").sum())
-    note = f" ({fallbacks} from the template fallback)" if fallbacks else ""
-    return _ok(f"{len(table)} prompts{note}; edit them below before rendering"), table, ws
+    kept = int((table["source"] == "edited").sum())
+    note = (f" ({fallbacks} from the template fallback)" if fallbacks else "") + \
+        (f"; kept your {kept} edited prompt(s) — tick 'Replace my edits too' to rewrite "
+         "them" if kept else "")
+    return done(f"{len(table)} prompts{note}; edit them below before rendering"), table, \
+        *_notes(ws), ws
+
+
+@guarded(outputs=11)
+def render_creatives(table, presets, engine, size, state, area=0.3, anchor="bottom",
+                     progress=gr.Progress()):
+    """Render every prompt in the chosen presets and score them."""
+    check_size(size or None, formats_of(presets) or None)  # bounded, before the engine loads
+    ws = _workspace(state)
+    changes = ws.edit_prompts(table)
+    creatives = ws.render(presets=tuple(presets or ()), engine=engine, size=size or None,
+                          area=float(area), anchor=anchor, progress=progress)
+    rules = (f" Brand rules changed {len(changes)} prompt(s), shown in the Prompts tab: "
+             + "; ".join(changes) + "." if changes else "")
+    message = (f"{len(creatives)} creatives rendered with {engine}, all pending approval; "
+               f"{ws.scoring}.{rules}")
+    return (warned(message, ws.notices()), gallery_items(creatives), None, *_picks(ws),
+            ws.prompts, *_notes(ws), ws)
+
+
+def pick_from_gallery(state, event: gr.SelectData):
+    """The clicked thumbnail becomes the picked creative."""
+    return _workspace(state).creatives()[event.index]["id"]
+
+
+def show_manifest(creative_id, state):
+    """The manifest of the picked creative (none picked: nothing)."""
+    return _workspace(state).manifest(creative_id)
+
+
+@guarded(outputs=5)
+def set_state(creative_id, new_state, state):
+    """Approve, reject or reset one creative; its caption shows the new state."""
+    ws = _workspace(state)
+    if not creative_id:
+        raise StudioError("pick a creative first (click its thumbnail)")
+    ws.set_state(creative_id, new_state)
+    counts = ws.counts()
+    return (done(f"creative {ws.creative(creative_id)['number']} {new_state}; "
+                 f"{counts['approved']} approved, {counts['pending']} pending, "
+                 f"{counts['rejected']} rejected"),
+            gallery_items(ws.creatives()), *_picks(ws, creative_id), ws)
+
+
+def approve(creative_id, state):
+    return set_state(creative_id, "approved", state)
+
+
+def reject(creative_id, state):
+    return set_state(creative_id, "rejected", state)
+
+
+@guarded(outputs=5)
+def approve_all(state):
+    ws = _workspace(state)
+    count = ws.approve_all()
+    return (done(f"{count} pending creatives approved; {ws.counts()['approved']} approved "
+                 "in all"), gallery_items(ws.creatives()), *_picks(ws), ws)
+
+
+@guarded(outputs=5)
+def vary(creative_id, n, replace, state, progress=gr.Progress()):
+    """New seeds of the picked creative: ``n`` variations, or (``replace``) one that
+    takes its place."""
+    ws = _workspace(state)
+    if not creative_id:
+        raise StudioError("pick a creative first (click its thumbnail)")
+    new = ws.vary(creative_id, int(n), replace=bool(replace), progress=progress)
+    what = "regenerated with a new seed" if replace else f"{len(new)} variation(s) added"
+    message = f"creative {what}, pending approval"
+    return (warned(message, ws.notices()), gallery_items(ws.creatives()),
+            *_picks(ws, new[0] if replace else creative_id), ws)
 
 
 @guarded(outputs=3)
-def render_creatives(table, formats, engine, size, state, progress=gr.Progress()):
-    """Render every prompt in the chosen formats and score them."""
-    check_size(size or None, formats or None)  # bounded, before the engine loads
+def compare(first, second, state):
+    """Two creatives side by side."""
     ws = _workspace(state)
-    ws.edit_prompts(table)
-    creatives = ws.render(formats=tuple(formats), engine=engine, size=size or None,
-                          progress=progress)
-    gallery = [(c["path"], _caption(c)) for c in creatives]
-    message = _ok(f"{len(creatives)} creatives rendered with {engine}; {ws.scoring}")
-    if ws.notice:
-        message += f" — {ws.notice}"
-    return message, gallery, None, ws
-
-
-def _caption(c: dict) -> str:
-    ctr = "n/a" if c["predicted_ctr"] is None else f"{c['predicted_ctr']:.2%}"
-    return f"cluster {c['cluster']} · {c['format']} · predicted CTR {ctr}"
-
-
-def show_manifest(state, event: gr.SelectData):
-    """The manifest of the clicked creative."""
-    ws = _workspace(state)
-    creative = ws.creatives()[event.index]
-    return creative["manifest"], creative["id"]
-
-
-@guarded(outputs=1)
-def set_approval(creative_id, approved, state):
-    ws = _workspace(state)
-    if not creative_id:
-        raise StudioError("click a creative in the gallery first")
-    ws.approve(creative_id, approved)
-    return _ok(f"{creative_id} {'approved' if approved else 'rejected'}"), ws
+    if not first or not second:
+        raise StudioError("pick two creatives to compare")
+    return (done("compared"), ws.creative(first)["path"], ws.creative(second)["path"],
+            ws.compare(first, second), ws)
 
 
 @guarded(outputs=4)
@@ -154,9 +224,9 @@ def simulate(impressions, state):
         raise StudioError("enter how many impressions to simulate")
     policies = ws.simulate(int(impressions))
     served = policies.set_index("policy")["true CTR"]
-    message = _ok(f"{ws.impressions_served():,} impressions served so far; true CTR: selection "
-                  f"service {served['service']}, greedy-on-prior {served['greedy_prior']}, "
-                  f"per-cluster oracle {served['oracle_cluster']}")
+    message = done(f"{ws.impressions_served():,} impressions served so far; true CTR: "
+                   f"selection service {served['service']}, greedy-on-prior "
+                   f"{served['greedy_prior']}, per-cluster oracle {served['oracle_cluster']}")
     return message, policies, ws.ctr_curves(), ws.arm_table(), ws
 
 
@@ -173,19 +243,21 @@ def complete_outfit(items, category, history, engine, state):
                           out=ws.root / "outfits", engine=engine, echo=lambda m: None)
     folder = ws.root / "outfits"
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in manifest["metrics"].items() if v is not None)
-    return (_ok(f"outfit completed: {manifest['prompt']} ({metrics})"),
+    notice = (manifest.get("preview") or {}).get("notice")
+    warnings = [*([notice] if notice else []), *manifest.get("warnings", [])]
+    return (warned(f"outfit completed: {manifest['prompt']} ({metrics})", warnings),
             str(folder / manifest["board"]), str(folder / manifest["image"]), ws)
 
 
 @guarded(outputs=2)
 def export(state):
     ws = _workspace(state)
-    path = ws.export()
-    return _ok(f"exported {path.name}"), str(path), ws
+    path, summary = ws.export()
+    return done(summary), str(path), ws
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="Creative Studio") as demo:
+    with gr.Blocks(title="Creative Studio", css=CSS) as demo:
         state = gr.State(None)
         gr.Markdown("# Creative Studio\nPersonalised ad creatives with the product kept "
                     "pixel-fixed: product → audience → prompts → render → campaign → export.")
@@ -203,19 +275,26 @@ def build() -> gr.Blocks:
                     title = gr.Textbox(label="Title", elem_id="product-title")
                     load = gr.Button("Load product", variant="primary", elem_id="load-product")
             with gr.Row():
-                preview = gr.Image(label="Mask preview (green = kept pixel-fixed)",
-                                   interactive=False, elem_id="mask-preview")
-                editor = gr.ImageEditor(type="numpy", label="Fix the mask with a brush",
-                                        brush=gr.Brush(colors=["#ffffff", "#000000"]),
-                                        elem_id="mask-editor")
+                preview = gr.Image(label="Kept pixel-fixed: the product as cut out (checkerboard "
+                                         "= generated background, green line = mask edge)",
+                                   format="png", interactive=False, elem_id="mask-preview")
+                editor = gr.ImageEditor(
+                    type="numpy", image_mode="RGBA", format="png", elem_id="mask-editor",
+                    label="Fix the mask: paint the green layer over the product, erase "
+                          "where it is not the product",
+                    brush=gr.Brush(colors=["#00c800"], color_mode="fixed"), eraser=gr.Eraser(),
+                    layers=gr.LayerOptions(allow_additional_layers=False,
+                                           layers=["Product mask"]))
             apply = gr.Button("Use the brushed mask", elem_id="apply-mask")
         with gr.Tab("Audience", elem_id="tab-audience"):
-            users = gr.File(label="User table (.csv or .parquet); empty = the demo audience",
-                            file_types=[".csv", ".parquet"], elem_id="users-file")
+            users = gr.File(label="User table (.csv, .tsv or .parquet with a user_id column); "
+                                  "leave empty for the demo audience", elem_id="users-file")
             k = gr.Slider(0, 10, value=0, step=1, label="Clusters (0 = choose by silhouette)")
             fit = gr.Button("Fit clusters", variant="primary", elem_id="fit-audience")
-            clusters = gr.Dataframe(label="Clusters", interactive=False, elem_id="clusters")
+            clusters = gr.Dataframe(label="Clusters", interactive=False, wrap=True,
+                                    elem_id="clusters")
         with gr.Tab("Prompts", elem_id="tab-prompts"):
+            prompts_note = gr.Markdown("", elem_id="prompts-note")
             with gr.Row():
                 generator = gr.Dropdown(["template", "llm", "openai"], value="template",
                                         label="Prompt writer")
@@ -224,26 +303,61 @@ def build() -> gr.Blocks:
             with gr.Row():
                 model = gr.Textbox(label="Model (llm: id or folder; openai: name)")
                 base_url = gr.Textbox(label="Base URL (openai-compatible)")
-            write = gr.Button("Generate prompts", variant="primary", elem_id="generate-prompts")
-            prompts = gr.Dataframe(label="Prompts (editable)", interactive=True,
-                                   elem_id="prompts")
+            with gr.Row():
+                write = gr.Button("Generate prompts", variant="primary",
+                                  elem_id="generate-prompts")
+                replace_all = gr.Checkbox(False, label="Replace my edits too (otherwise edited "
+                                                       "rows are kept)", elem_id="replace-all")
+            prompts = gr.Dataframe(label="Prompts (editable; brand rules are applied when "
+                                         "you render, and the changes shown)",
+                                   interactive=True, wrap=True, elem_id="prompts")
         with gr.Tab("Render", elem_id="tab-render"):
+            render_note = gr.Markdown("", elem_id="render-note")
             with gr.Row():
-                formats = gr.CheckboxGroup(FORMATS, value=["1:1"], label="Formats")
-                engine = gr.Dropdown(list(ENGINE_NAMES), value="auto", label="Engine",
-                                     elem_id="engine")
-                size = gr.Textbox(value="", label="Size (long side or WxH; empty = 512)",
-                                  info=f"multiples of 8, at most {max_side()} px")
-            go = gr.Button("Render", variant="primary", elem_id="render")
-            gallery = gr.Gallery(label="Creatives", columns=5, elem_id="gallery")
-            with gr.Row():
-                manifest = gr.JSON(label="Manifest of the clicked creative")
+                presets = gr.CheckboxGroup(preset_choices(), value=["feed-4:5"],
+                                           label="Platform presets (exact sizes)",
+                                           elem_id="presets")
                 with gr.Column():
-                    chosen = gr.Textbox(label="Clicked creative", interactive=False)
-                    approve = gr.Button("Approve")
-                    reject = gr.Button("Reject")
+                    engine = gr.Dropdown(list(ENGINE_NAMES), value="auto", label="Engine",
+                                         elem_id="engine")
+                    size = gr.Textbox(value="", label="Quick preview size (empty = the "
+                                                      "preset's exact size)",
+                                      info=f"long side or WxH, multiples of 8, at most "
+                                           f"{max_side()} px", elem_id="size")
+            with gr.Row():
+                area = gr.Slider(0.05, 0.8, value=0.3, step=0.05, elem_id="area",
+                                 label="Product size (share of the canvas)")
+                anchor = gr.Dropdown(list(ANCHORS), value="bottom", label="Product position",
+                                     elem_id="anchor")
+            go = gr.Button("Render", variant="primary", elem_id="render")
+            gallery = gr.Gallery(label="Creatives (click one to pick it)", columns=5,
+                                 object_fit="contain", height="auto", allow_preview=True,
+                                 elem_id="gallery")
+            table = gr.Dataframe(label="All creatives: predicted CTR and approval state",
+                                 interactive=False, wrap=True, elem_id="creatives-table")
+            with gr.Row():
+                pick = gr.Dropdown([], label="Picked creative", elem_id="creative-pick")
+                approve_button = gr.Button("Approve", variant="primary", elem_id="approve")
+                reject_button = gr.Button("Reject", elem_id="reject")
+                approve_rest = gr.Button("Approve all pending", elem_id="approve-all")
+            with gr.Row():
+                variations = gr.Slider(1, 8, value=2, step=1, label="Variations")
+                vary_button = gr.Button("Make variations (new seeds)", elem_id="vary")
+                regenerate = gr.Button("Regenerate (new seed, replaces it)",
+                                       elem_id="regenerate")
+            manifest = gr.JSON(label="Manifest of the picked creative", elem_id="manifest")
+            with gr.Accordion("Compare two creatives", open=False):
+                with gr.Row():
+                    other = gr.Dropdown([], label="Compare the picked creative with",
+                                        elem_id="compare-with")
+                    compare_button = gr.Button("Compare", elem_id="compare")
+                with gr.Row():
+                    left = gr.Image(label="A (picked)", interactive=False)
+                    right = gr.Image(label="B", interactive=False)
+                differences = gr.Dataframe(label="A and B", interactive=False, wrap=True)
         with gr.Tab("Campaign", elem_id="tab-campaign"):
             gr.Markdown(CAMPAIGN_NOTE, elem_id="campaign-note")
+            campaign_note = gr.Markdown("", elem_id="campaign-status")
             with gr.Row():
                 impressions = gr.Number(value=500, precision=0, label="Impressions to simulate")
                 run = gr.Button("Simulate impressions (continues the campaign)",
@@ -278,22 +392,37 @@ def build() -> gr.Blocks:
                                         interactive=False)
                 outfit_item = gr.Image(label="Generated item", interactive=False)
         with gr.Tab("Export", elem_id="tab-export"):
+            export_note = gr.Markdown("", elem_id="export-note")
             export_button = gr.Button("Export approved creatives", variant="primary",
                                       elem_id="export")
-            archive = gr.File(label="Zip of creatives, manifests and a CSV", elem_id="archive")
+            archive = gr.File(label="Zip of the approved creatives, their masks and manifests, "
+                                    "and a CSV", elem_id="archive")
 
+        notes = [prompts_note, render_note, campaign_note, export_note]
+        picked = [gallery, table, pick, other, state]
         load.click(load_product, [image, mask, category, title, state],
-                   [status, preview, editor, state], api_name="load_product")
-        apply.click(apply_mask, [editor, state], [status, preview, state], api_name="apply_mask")
-        fit.click(fit_audience, [users, k, state], [status, clusters, state],
+                   [status, preview, editor, *notes, state], api_name="load_product")
+        apply.click(apply_mask, [editor, state], [status, preview, *notes, state],
+                    api_name="apply_mask")
+        fit.click(fit_audience, [users, k, state], [status, clusters, *notes, state],
                   api_name="fit_audience")
-        write.click(generate_prompts, [generator, n, guidelines, model, base_url, state],
-                    [status, prompts, state], api_name="generate_prompts")
-        go.click(render_creatives, [prompts, formats, engine, size, state],
-                 [status, gallery, manifest, state], api_name="render")
-        gallery.select(show_manifest, [state], [manifest, chosen])
-        approve.click(lambda c, s: set_approval(c, True, s), [chosen, state], [status, state])
-        reject.click(lambda c, s: set_approval(c, False, s), [chosen, state], [status, state])
+        write.click(generate_prompts, [generator, n, guidelines, model, base_url, prompts,
+                                       replace_all, state],
+                    [status, prompts, *notes, state], api_name="generate_prompts")
+        go.click(render_creatives, [prompts, presets, engine, size, state, area, anchor],
+                 [status, gallery, manifest, table, pick, other, prompts, *notes, state],
+                 api_name="render")
+        gallery.select(pick_from_gallery, [state], [pick])
+        pick.change(show_manifest, [pick, state], [manifest])
+        approve_button.click(approve, [pick, state], [status, *picked], api_name="approve")
+        reject_button.click(reject, [pick, state], [status, *picked], api_name="reject")
+        approve_rest.click(approve_all, [state], [status, *picked], api_name="approve_all")
+        vary_button.click(vary, [pick, variations, gr.State(False), state], [status, *picked],
+                          api_name="vary")
+        regenerate.click(vary, [pick, gr.State(1), gr.State(True), state], [status, *picked],
+                         api_name="regenerate")
+        compare_button.click(compare, [pick, other, state],
+                             [status, left, right, differences, state], api_name="compare")
         run.click(simulate, [impressions, state], [status, policies, chart, arms, state],
                   api_name="simulate")
         export_button.click(export, [state], [status, archive, state], api_name="export")

@@ -8,6 +8,8 @@ import re
 import shutil
 import sys
 import time
+import zipfile
+import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -59,6 +61,39 @@ def client(server):
     return Client(server, analytics_enabled=False, verbose=False)
 
 
+MUG = REPO / "assets/products/mug.png"
+FASHION = REPO / "assets" / "fashion"
+NO_TABLE = {"headers": [], "data": []}  # the prompt table on screen before any is written
+
+
+def _ready(client, k=2, n=1, users=None):
+    """A session with the mug loaded, the audience fitted and prompts written."""
+    from gradio_client import handle_file
+
+    client.predict(handle_file(str(MUG)), None, "kitchenware", "blue enamel mug",
+                   api_name="/load_product")
+    client.predict(users, k, api_name="/fit_audience")
+    return client.predict("template", n, None, "", "", NO_TABLE, False,
+                          api_name="/generate_prompts")[1]
+
+
+def _value(update):
+    """A component's value, whether the API returned it bare or as an update."""
+    return update.get("value") if isinstance(update, dict) and "__type__" in update else update
+
+
+def _path(image):
+    return image if isinstance(image, str) else image["path"]
+
+
+def _render(client, table, size="64", presets=("feed-1:1",)):
+    """(status, gallery, creatives table, picked creative, prompt table) of a backdrop
+    render."""
+    out = client.predict(table, list(presets), "backdrop", size, 0.3, "bottom",
+                         api_name="/render")
+    return out[0], out[1], out[3], _value(out[4]), out[6]
+
+
 def test_every_tab_through_the_api(client, tmp_path):
     from gradio_client import handle_file
 
@@ -66,23 +101,28 @@ def test_every_tab_through_the_api(client, tmp_path):
     fake.write_text("not an image")
     status = client.predict(handle_file(str(fake)), None, "kitchenware", "", api_name="/load_product")[0]
     assert "Error" in status and "not a readable PNG, JPEG or WebP" in status
-    assert "Traceback" not in status
+    assert "Traceback" not in status and str(UI_TMP) not in status and "/tmp" not in status
     status = client.predict(None, 5, api_name="/fit_audience")[0]
-    assert "load a product first" not in status  # fitting does not need a product
-    status = client.predict("template", 2, None, "", "", api_name="/generate_prompts")[0]
+    assert "load a product first" not in status and "the demo audience" in status
+    status = client.predict("template", 2, None, "", "", NO_TABLE, False,
+                            api_name="/generate_prompts")[0]
     assert "load a product first" in status  # a readable message, not a stack trace
-    status, preview, _ = client.predict(handle_file(str(REPO / "assets/products/mug.png")), None,
-                                        "kitchenware", "blue enamel mug", api_name="/load_product")
+    status, preview, *_ = client.predict(handle_file(str(MUG)), None, "kitchenware",
+                                         "blue enamel mug", api_name="/load_product")
     assert "product loaded (alpha mask, 512x512)" in status and Path(preview).exists()
-    status, table = client.predict("template", 2, None, "", "", api_name="/generate_prompts")
+    status, table, *_ = client.predict("template", 2, None, "", "", NO_TABLE, False,
+                                       api_name="/generate_prompts")
     assert "10 prompts" in status and len(table["data"]) == 10
-    assert all(row[1].startswith("a blue enamel mug") for row in table["data"])
-    no_weights = client.predict(table, ["1:1"], "sd", "128", api_name="/render")[0]
+    assert table["headers"][:3] == ["cluster", "audience", "prompt"]
+    assert all(row[2].startswith("a blue enamel mug") for row in table["data"])
+    no_weights = client.predict(table, ["feed-1:1"], "sd", "128", 0.3, "bottom",
+                                api_name="/render")[0]
     assert "Error" in no_weights and "cannot load" in no_weights  # no weights: readable
-    status, gallery, _ = client.predict(table, ["1:1"], "backdrop", "128", api_name="/render")
+    status, gallery, _, picked, _ = _render(client, table, "128")
     assert "10 creatives rendered" in status and "simulated past" in status
-    assert len(gallery) == 10 and all(re.search(r"predicted CTR \d+\.\d\d%", item["caption"])
-                                      for item in gallery)
+    assert picked is None and len(gallery) == 10
+    assert all(re.fullmatch(r".+ · 1:1 · CTR \d+\.\d\d% · pending", item["caption"])
+               for item in gallery)
     status = client.predict(0, api_name="/simulate")[0]
     assert status == "**Error:** simulate at least one impression, got 0"
     status, policies, chart, arms = client.predict(200, api_name="/simulate")
@@ -98,33 +138,179 @@ def test_every_tab_through_the_api(client, tmp_path):
     assert "300 impressions served" in status
     assert sum(row[arms["headers"].index("pulls")] for row in arms["data"]) == 300
     assert max(row[chart["columns"].index("impressions")] for row in chart["data"]) == 300
+    client.predict(api_name="/approve_all")
     status, archive = client.predict(api_name="/export")
-    import zipfile
-
+    assert "exported 10 of 10 creatives" in status
     with zipfile.ZipFile(archive) as z:
         names = z.namelist()
-    assert "creatives.csv" in names and sum(n.endswith(".png") for n in names) == 10
-    fashion = REPO / "assets" / "fashion"
-    status, board, item = client.predict(
-        [handle_file(str(fashion / "top_tshirt_red.png")), handle_file(str(fashion / "bottom_jeans_blue.png"))],
-        "shoes", [handle_file(str(fashion / "top_sweater_orange.png"))], "backdrop",
-        api_name="/outfit")
-    assert "outfit completed" in status and "orange" in status and Path(item).exists()
-    status = client.predict([handle_file(str(fashion / "top_tshirt_red.png"))] * 4, "shoes", [],
+    assert "creatives.csv" in names and sum(n.endswith(".mask.png") for n in names) == 10
+    status = client.predict([handle_file(str(FASHION / "top_tshirt_red.png"))] * 4, "shoes", [],
                             "backdrop", api_name="/outfit")[0]
     assert "Error" in status and "do not fit" in status
     bad_users = tmp_path / "users.csv"
     bad_users.write_text("name,age\nann,3\n")
     status = client.predict(handle_file(str(bad_users)), 0, api_name="/fit_audience")[0]
     assert "Error" in status and "user_id" in status
-    own_users = tmp_path / "own.csv"  # an audience of one's own: no planted segments
+
+
+def test_a_preview_says_so_above_the_result_never_done_alone(client):
+    """Defect 1: a procedural preview (and an empty generated outfit item) used to read
+    "Done"; the notice now leads the result as a warning banner, in plain words."""
+    from gradio_client import handle_file
+
+    status = _render(client, _ready(client))[0]
+    assert not status.startswith("**Done:**") and status.startswith("> ⚠️ **Preview:")
+    assert status.index("Preview") < status.index("creatives rendered")
+    assert "Errno" not in status
+    status = client.predict(
+        [handle_file(str(FASHION / "top_tshirt_red.png")),
+         handle_file(str(FASHION / "bottom_jeans_blue.png"))],
+        "shoes", [handle_file(str(FASHION / "top_sweater_orange.png"))], "backdrop",
+        api_name="/outfit")[0]
+    assert not status.startswith("**Done:**") and status.startswith("> ⚠️")
+    assert "nothing was generated for shoes" in status and "outfit completed" in status
+
+
+def test_refitting_marks_downstream_stale_and_render_refuses_old_prompts(client):
+    """Defect 2: after re-fitting, the old clusters' prompts were rendered for the new
+    clusters and the picked creative survived a re-render ("unknown creative")."""
+    table = _ready(client, k=3)
+    _render(client, table)
+    status, _, prompts_note, render_note, campaign_note, export_note = client.predict(
+        None, 2, api_name="/fit_audience")
+    assert "out of date" in status
+    assert "re-fitted" in prompts_note and "re-fitted" in render_note and export_note
+    old = {"headers": table["headers"], "data": [r for r in table["data"] if r[0] < 2]}
+    status = _render(client, old)[0]
+    assert status.startswith("**Error:** the prompts are out of date")
+    table = client.predict("template", 1, None, "", "", old, False,
+                           api_name="/generate_prompts")[1]
+    status, _, _, picked, _ = _render(client, table)
+    assert "2 creatives rendered" in status and picked is None
+
+
+def test_brand_rules_show_the_enforced_prompt(client, tmp_path):
+    from gradio_client import handle_file
+
+    rules = tmp_path / "brand.yaml"
+    rules.write_text("banned_words: [cheap]\n")
+    _ready(client)
+    table = client.predict("template", 1, handle_file(str(rules)), "", "", NO_TABLE, False,
+                           api_name="/generate_prompts")[1]
+    table["data"][0][2] = "a cheap mug on a kitchen table"
+    status, _, _, _, shown = _render(client, table)
+    assert "Brand rules changed 1 prompt(s)" in status and "removed 'cheap'" in status
+    assert shown["data"][0][2] == "a mug on a kitchen table"
+
+
+def test_approval_starts_pending_and_shows_on_every_thumbnail(client):
+    """Defect 3: everything started approved and no thumbnail showed its state."""
+    _, gallery, table, _, _ = _render(client, _ready(client))
+    assert all(item["caption"].endswith("· pending") for item in gallery)
+    status = client.predict(api_name="/export")[0]
+    assert status.startswith("**Error:** no creative is approved yet (0 of 2: 2 pending")
+    status = client.predict(None, api_name="/approve")[0]
+    assert status.startswith("**Error:** pick a creative first")
+    ids = [row[1] for row in table["data"]]
+    status, gallery, table, *_ = client.predict(ids[0], api_name="/approve")
+    assert "1 approved, 1 pending" in status
+    assert [row[-1] for row in table["data"]] == ["approved", "pending"]
+    assert gallery[0]["caption"].endswith("· approved")
+    assert client.predict(ids[1], api_name="/reject")[1][1]["caption"].endswith("· rejected")
+    status, archive = client.predict(api_name="/export")
+    assert status == ("**Done:** exported 1 of 2 creatives (the approved ones; 0 pending, "
+                      "1 rejected left out)")
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        manifest = json.loads(z.read(f"{ids[0]}.json"))
+        csv_text = z.read("creatives.csv").decode()
+    assert {manifest["image"], manifest["mask"]} <= names  # every file the manifest names
+    assert re.search(r",\d+\.\d\d%,", csv_text) and "0.0" not in csv_text.split("\n")[1]
+
+
+def test_mask_editor_paints_over_the_photo_and_preview_is_a_cutout(client):
+    """Defect 4: the brush painted on a bare black-and-white mask and the preview tinted
+    the product green."""
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    _, preview, editor, *_ = client.predict(handle_file(str(MUG)), None, "kitchenware", "",
+                                            api_name="/load_product")
+    photo = np.asarray(Image.open(MUG).convert("RGBA"))
+    mask = photo[..., 3] > 127
+    background = np.asarray(Image.open(_path(editor["background"])).convert("RGB"))
+    assert len(np.unique(background.reshape(-1, 3), axis=0)) > 100  # the photo, not a mask
+    assert np.abs(background[mask].astype(int) - photo[..., :3][mask]).mean() < 8
+    layer = np.asarray(Image.open(_path(editor["layers"][0])))
+    assert layer.shape[2] == 4 and np.array_equal(layer[..., 3] > 0, mask)
+    shown = np.asarray(Image.open(preview).convert("RGB"))
+    assert np.array_equal(shown[mask], background[mask])  # the kept pixels, untinted
+    brushed = {"background": handle_file(_path(editor["background"])),
+               "layers": [handle_file(_path(editor["layers"][0]))],
+               "composite": handle_file(_path(editor["composite"]))}
+    status, preview, *_ = client.predict(brushed, api_name="/apply_mask")
+    assert status.startswith("**Done:** mask updated")
+
+
+def test_own_audience_is_scored_and_the_campaign_tab_says_why_simulate_is_off(client, tmp_path):
+    """Defect 5: an uploaded audience showed "n/a" CTRs, and Campaign refused only on
+    click; a PNG dropped as the user table fell back to the demo audience."""
+    from gradio_client import handle_file
+
+    status = client.predict(handle_file(str(MUG)), 2, api_name="/fit_audience")[0]
+    assert status.startswith("**Error:**") and "mug.png" in status
+    assert str(UI_TMP) not in status and "gradio" not in status  # no server paths
+    own = tmp_path / "own.csv"  # an audience of one's own: no planted segments
     pd.read_csv(REPO / "assets/demo/users.csv").drop(columns="segment").head(300).to_csv(
-        own_users, index=False)
-    status = client.predict(handle_file(str(own_users)), 2, api_name="/fit_audience")[0]
-    assert "2 clusters" in status
+        own, index=False)
+    status, clusters, _, _, campaign_note, _ = client.predict(handle_file(str(own)), 2,
+                                                              api_name="/fit_audience")
+    assert "2 clusters of own.csv" in status and "Simulate is off" in campaign_note
+    assert clusters["headers"][:2] == ["cluster", "name"] and all(r[1] for r in clusters["data"])
+    client.predict(handle_file(str(MUG)), None, "kitchenware", "", api_name="/load_product")
+    table = client.predict("template", 1, None, "", "", NO_TABLE, False,
+                           api_name="/generate_prompts")[1]
+    status, gallery, _, _, _ = _render(client, table)
+    assert "demo reward model" in status
+    assert all(re.search(r"CTR \d+\.\d\d%", item["caption"]) for item in gallery)
     status = client.predict(100, api_name="/simulate")[0]
     assert status.startswith("**Error:** cannot simulate: an audience of your own")
     assert "\n" not in status and "Traceback" not in status
+
+
+def test_gallery_keeps_the_aspect_and_captions_are_short(server, client):
+    """Defect 6: square crops made 9:16 and 1.91:1 look alike; captions were cut."""
+    import app
+
+    config = app.build().config
+    gallery = next(c for c in config["components"] if c["props"].get("elem_id") == "gallery")
+    assert gallery["props"]["object_fit"] == "contain"
+    presets = next(c for c in config["components"] if c["props"].get("elem_id") == "presets")
+    assert presets["props"]["value"] == ["feed-4:5"]
+    _, gallery, _, _, _ = _render(client, _ready(client), presets=("story-9:16", "link-1.91:1"))
+    assert sorted(re.search(r" · (9:16|1\.91:1) · CTR", item["caption"])[1]
+                  for item in gallery) == ["1.91:1", "1.91:1", "9:16", "9:16"]
+    assert all(len(item["caption"]) <= 80 for item in gallery)  # name ≤ 40 characters
+
+
+def test_variations_regenerate_and_compare_through_the_api(client):
+    """New actions: N variations, regenerate one creative, compare two side by side."""
+    _, _, table, _, _ = _render(client, _ready(client))
+    assert client.predict(None, 2, api_name="/vary")[0].startswith(
+        "**Error:** pick a creative first")
+    first, second = (row[1] for row in table["data"])
+    status, gallery, table, picked, _ = client.predict(first, 2, api_name="/vary")
+    picked = _value(picked)
+    assert "2 variation(s) added" in status and len(gallery) == 4 and picked == first
+    status, gallery, table, picked, _ = client.predict(second, api_name="/regenerate")
+    picked = _value(picked)
+    ids = [row[1] for row in table["data"]]
+    assert "regenerated" in status and second not in ids and picked in ids and len(ids) == 4
+    status, left, right, differences = client.predict(first, picked, api_name="/compare")
+    assert Path(left).exists() and Path(right).exists()
+    rows = {row[0]: row[1:] for row in differences["data"]}
+    assert rows["seed"][0] != rows["seed"][1] and set(rows) >= {"predicted CTR", "prompt"}
 
 
 def test_browser_walks_the_whole_flow(server):
@@ -173,12 +359,26 @@ def test_browser_walks_the_whole_flow(server):
         engine.click()
         engine.fill("backdrop")
         page.keyboard.press("Enter")
-        page.get_by_label("Size (long side or WxH; empty = 512)").fill("160")
+        page.locator("#presets label", has_text="story-9:16").click()
+        page.locator("#size textarea, #size input").first.fill("160")
         page.locator("#render").click()
         wait_status("creatives rendered", timeout=300)
+        assert status.inner_text().lstrip().startswith("⚠️")  # a preview, said first
         page.wait_for_function("[...document.querySelectorAll('#gallery img')]"
-                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 10")
-        page.screenshot(path=str(SCREENSHOTS / "4-render.png"))
+                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 20")
+        assert page.locator("#gallery").get_by_text("pending").count() >= 20
+        page.locator("#gallery img").first.click()
+        page.wait_for_function("document.querySelector('#manifest').innerText.includes('prompt')")
+        page.locator("#approve").click()
+        wait_status("1 approved")
+        page.wait_for_function("document.querySelector('#creatives-table').innerText"
+                               ".includes('approved')")
+        page.screenshot(path=str(SCREENSHOTS / "4-render.png"), full_page=True)
+
+        page.get_by_role("tab", name="Export").click()
+        page.locator("#export").click()
+        wait_status("exported 1 of 20 creatives")
+        page.screenshot(path=str(SCREENSHOTS / "6-export.png"))
 
         page.get_by_role("tab", name="Campaign").click()
         page.get_by_label("Impressions to simulate").fill("300")
@@ -195,5 +395,5 @@ def test_browser_walks_the_whole_flow(server):
         assert "Traceback" not in page.content()
         browser.close()
     assert outside == [], outside
-    for step in ("1-product", "2-audience", "3-prompts", "4-render", "5-campaign"):
+    for step in ("1-product", "2-audience", "3-prompts", "4-render", "5-campaign", "6-export"):
         assert (SCREENSHOTS / f"{step}.png").stat().st_size > 10_000

@@ -173,13 +173,14 @@ def render(
                                      controlnet_id=controlnet_model, lcm=lcm,
                                      lcm_lora_id=lcm_lora, scheduler=scheduler, device=device,
                                      lora_id=lora)
-        preview = preview_notice(chosen, notice)
-        if preview:  # said first, so no one mistakes a preview for the real thing
-            typer.echo(preview, err=True)
         with step_progress(f"render ({chosen.name})") as callback:
             creatives = render_creatives(placed, options, chosen, callback=callback)
-        for creative in creatives:
-            manifest = publish(creative, placed, item, options, chosen, out, notice=notice)
+        manifests = [publish(creative, placed, item, options, chosen, out, notice=notice)
+                     for creative in creatives]
+        preview = preview_notice(chosen, notice)
+        if preview:  # said above the results, so no one mistakes a preview for the real thing
+            typer.echo(preview, err=True)
+        for creative, manifest in zip(creatives, manifests):
             flag = "" if creative.passed else "  (over --max-expansion after all attempts)"
             width, height = manifest["size"]
             typer.echo(f"{out / manifest['image']}  {width}x{height} seed={creative.seed} "

@@ -5,12 +5,19 @@ the CLI (load_product, Audience, prompt writers, render/finish, the store, the r
 model, the selection service, the simulated world). A workspace lives in one folder; its
 renders go into a store there, which the campaign serves from.
 
-With the demo audience (users with the planted ``segment`` column) the workspace has a
-hidden-truth world (``studio.simulation``, seeded by the render seed), as ``studio demo``
-has: the reward model learns from a simulated *past* of that world, and the Campaign tab
-serves simulated impressions in it — the real selection service beside greedy-on-prior,
-random, the static creative and the per-cluster oracle. An audience of one's own has no
-hidden truth: nothing is scored or simulated, and the UI says so.
+Every creative is scored by a reward model (``studio.ui.scoring`` says which and why).
+With the demo audience (users with the planted ``segment`` column) the workspace also has
+a hidden-truth world (``studio.simulation``, seeded by the render seed), as ``studio demo``
+has, and the Campaign tab serves simulated impressions in it — the real selection service
+beside greedy-on-prior, random, the static creative and the per-cluster oracle. An
+audience of one's own has no hidden truth: simulation is off, and the UI says so before
+anyone clicks.
+
+Steps depend on each other: a new product makes the prompts and creatives out of date, a
+new mask the creatives, a re-fitted audience the prompts and creatives, new prompts the
+creatives. ``stale`` keeps what is out of date and why; ``notes`` says it per tab; render
+refuses out-of-date prompts. Creatives start *pending*; only approved ones are exported.
+Regenerating prompts keeps the rows the user edited unless asked to replace them all.
 
 Why this module is long: ``Workspace`` is one session's state, and its methods are the
 UI's steps in order (product, audience, prompts, render, campaign, export) over that
@@ -22,6 +29,7 @@ resets; kept whole, what a step needs and what it invalidates reads in one place
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import zipfile
@@ -29,13 +37,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from pipelines import load_product, product_from_arrays
 from pipelines.engines import load_engine
+from pipelines.presets import get_preset
 
 from ..assets import assets_dir
-from ..creatives.records import CreativeRecord
 from ..creatives.render import RenderOptions, finish, prepare, render
 from ..errors import StudioError
 from ..files import write_atomic
@@ -47,18 +54,19 @@ from ..learning.arms import score_and_choose_arms
 from ..prompts import make_generator
 from ..store import Store
 from ..store.pools import prompt_id
+from .images import cutout_preview, editor_value
+from .scoring import PAST_IMPRESSIONS, train_scorer
+from .text import STATES, percent
 
-#: Simulated past impressions the reward model learns from (uniform policy over the
-#: rendered creatives, other users, drifted tastes): under a second for ten creatives.
-PAST_IMPRESSIONS = 100_000
-#: Users of the simulated past (another draw of the demo population).
-PAST_USERS = 5000
 #: The policies the Campaign tab shows, in order (``oracle_user`` is left out: no policy
 #: with cluster context can reach it, and regret is measured against the cluster oracle).
 SHOWN_POLICIES = ("service", "greedy_prior", "random", "static", "oracle_cluster")
 NO_WORLD = ("an audience of your own has no planted segments, so there is no simulated "
-            "world: creatives are not scored and simulation is off (real campaigns learn "
-            "from clicks through /v1/feedback)")
+            "world to serve impressions in (real campaigns learn from clicks through "
+            "/v1/feedback); fit the demo audience to try the simulated campaign")
+#: Where each phase of a render ends, as a fraction of the progress bar: rendering every
+#: creative, training the reward model, scoring and choosing the arms.
+RENDERED, TRAINED = 0.6, 0.9
 
 
 class Workspace:
@@ -71,27 +79,37 @@ class Workspace:
         self.info: ProductInfo | None = None
         self.users: pd.DataFrame | None = None
         self.audience: Audience | None = None
+        self.audience_source = ""  # "the demo audience" or the uploaded file's name
         self.prompts: pd.DataFrame | None = None
-        self.approved: dict[str, bool] = {}
-        self.notice: str | None = None  # the engine's fallback notice of the last render
-        self.scoring: str | None = None  # how the last render was scored, one line
+        self.written: set[str] = set()  # prompt texts the writer wrote (others are edits)
+        self.guidelines: Guidelines | None = None
+        self.states: dict[str, str] = {}  # creative id -> pending/approved/rejected/replaced
+        self.files: dict[str, dict[str, str]] = {}  # creative id -> its files' name -> sha256
+        self.stale: dict[str, str] = {}  # "prompts"/"creatives" -> why they are out of date
+        self.settings: dict = {}  # engine, size, area, anchor of the last render
+        self.engine = None  # (engine, fallback notice) of the last render
+        self.model = None  # the reward model that scored the last render
+        self.scoring: str | None = None  # which model scored the last render, one line
         self.world = None  # the WorldSession of the last render (demo audience only)
         self.campaign: list = []  # CampaignResult of every "Simulate", in order
 
     # ------------------------------------------------------------ product
     def load_product(self, image_path, *, mask_path=None, category: str = "generic",
                      title: str = "") -> np.ndarray:
-        """Load and validate the product; return a preview with the mask overlaid."""
+        """Load and validate the product; return its cut-out preview."""
         if not image_path:
             raise StudioError("upload a product photo first")
-        self.product = load_product(image_path, mask=mask_path or None,
-                                    name=Path(image_path).stem[:40] or "product")
-        self.info = ProductInfo(self.product.name, category or "generic",
-                                title.strip() or self.product.name.replace("_", " "))
-        return self.overlay()
+        product = load_product(image_path, mask=mask_path or None,
+                               name=Path(image_path).stem[:40] or "product")
+        if self.product is not None:
+            self._outdated("the product changed", "prompts", "creatives")
+        self.product = product
+        self.info = ProductInfo(product.name, category or "generic",
+                                title.strip() or product.name.replace("_", " "))
+        return self.preview()
 
     def set_mask(self, mask: np.ndarray) -> np.ndarray:
-        """Replace the product mask (white = product), e.g. after brushing in the editor."""
+        """Replace the product mask (True/white = product), e.g. after brushing."""
         self._need_product()
         mask = np.asarray(mask)
         if mask.ndim == 3:
@@ -99,155 +117,346 @@ class Workspace:
         if mask.shape != self.product.alpha.shape:
             raise StudioError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the product is "
                               f"{self.product.size[0]}x{self.product.size[1]}")
-        self.product = product_from_arrays(self.product.rgb, mask >= 128, name=self.product.name,
+        mask = mask if mask.dtype == bool else mask >= 128
+        self.product = product_from_arrays(self.product.rgb, mask, name=self.product.name,
                                            mask_source="edited")
-        return self.overlay()
+        self._outdated("the product's mask changed", "creatives")
+        return self.preview()
 
-    def overlay(self) -> np.ndarray:
-        """The product with its mask tinted (green = kept pixel-fixed)."""
+    def preview(self) -> np.ndarray:
+        """The product cut out: kept pixels as they are, a checkerboard where the
+        background will be generated, a green outline along the mask."""
         self._need_product()
-        rgb = self.product.rgb.astype(np.float32)
-        tint = np.zeros_like(rgb)
-        tint[..., 1] = 255
-        mask = self.product.mask[..., None]
-        return np.where(mask, 0.6 * rgb + 0.4 * tint, 0.35 * rgb).astype(np.uint8)
+        return cutout_preview(self.product.rgb, self.product.mask)
 
-    def mask_image(self) -> np.ndarray:
+    def editor(self) -> dict:
+        """The brush editor's value: the photo with the mask as a paintable layer."""
         self._need_product()
-        return np.where(self.product.mask, 255, 0).astype(np.uint8)
+        return editor_value(self.product.rgb, self.product.mask)
 
     # ----------------------------------------------------------- audience
     def fit_audience(self, users_path=None, *, k: int | None = None) -> pd.DataFrame:
-        """Cluster an uploaded user table (or the demo audience); return the cluster table."""
+        """Cluster an uploaded user table (or, with none, the demo audience); return the
+        cluster table. A table that cannot be read is an error: never the demo instead."""
         source = users_path or assets_dir() / "demo" / "users.csv"
-        self.users = load_users(source)
-        self.audience = Audience(k or None).fit(self.users)
-        self.prompts = None
+        users = load_users(source)
+        audience = Audience(k or None).fit(users)
+        if self.audience is not None:
+            self._outdated("the audience was re-fitted", "prompts", "creatives")
+        self.users, self.audience = users, audience
+        self.audience_source = Path(users_path).name if users_path else "the demo audience"
         self.world, self.campaign = None, []  # the renders belong to the old audience
         return self.cluster_table()
 
+    def own_audience(self) -> bool:
+        """Whether the audience is the user's own (no planted segments)."""
+        return self.users is not None and "segment" not in self.users.columns
+
     def cluster_table(self) -> pd.DataFrame:
         self._need_audience()
-        return pd.DataFrame([{"cluster": c.id, "users": c.size, "share": f"{c.share:.0%}",
+        return pd.DataFrame([{"cluster": c.id, "name": c.name, "users": c.size,
+                              "share": f"{c.share:.0%}",
                               "top interests": ", ".join(c.interests[:4]), "profile": c.profile}
                              for c in self.audience.clusters_])
+
+    def cluster_names(self) -> dict[int, str]:
+        return {c.id: c.name for c in self.audience.clusters_} if self.audience else {}
 
     # ------------------------------------------------------------ prompts
     def generate_prompts(self, *, generator: str = "template", n: int = 3, seed: int = 0,
                          guidelines_path=None, model: str | None = None,
-                         base_url: str | None = None) -> pd.DataFrame:
+                         base_url: str | None = None, current=None,
+                         replace_all: bool = False) -> pd.DataFrame:
+        """Write ``n`` prompts per cluster. Rows of ``current`` (the table on screen) that
+        the user edited or added are kept, in place of written ones, unless
+        ``replace_all`` (or the audience changed since: they were for other clusters)."""
         self._need_product()
         self._need_audience()
+        kept = self._edited_rows(current) if not replace_all else []
         rules = Guidelines.load(guidelines_path) if guidelines_path else None
         writer = make_generator(generator, guidelines=rules, model=model or None,
                                 base_url=base_url or None)
-        rows = []
+        names, rows = self.cluster_names(), []
         for cluster in self.audience.clusters_:
-            for prompt in writer.generate(self.info, cluster, int(n), seed):
-                rows.append({"cluster": cluster.id, "prompt": prompt.text,
+            mine = [r for r in kept if r["cluster"] == cluster.id]
+            rows += mine
+            for prompt in writer.generate(self.info, cluster, int(n), seed)[:max(0, n - len(mine))]:
+                rows.append({"cluster": cluster.id, "audience": names[cluster.id],
+                             "prompt": prompt.text,
                              "source": prompt.source + (" (fallback)" if prompt.fallback else "")})
-        self.prompts = pd.DataFrame(rows)
-        self.guidelines = rules
+        self.written = {r["prompt"] for r in rows if r["source"] != "edited"}
+        self.prompts, self.guidelines = pd.DataFrame(rows), rules
+        self.stale.pop("prompts", None)
+        self._outdated("the prompts changed", "creatives")
         return self.prompts
 
-    def edit_prompts(self, table) -> pd.DataFrame:
-        """Take the (edited) prompt table back from the UI."""
+    def _edited_rows(self, current) -> list[dict]:
+        """The rows of the on-screen table that the writer did not write, when the
+        table is for the current audience."""
+        if current is None or "prompts" in self.stale:
+            return []
+        frame = pd.DataFrame(current)
+        if frame.empty or not {"cluster", "prompt"} <= set(frame.columns):
+            return []
+        names = self.cluster_names()
+        return [{"cluster": int(r["cluster"]), "audience": names[int(r["cluster"])],
+                 "prompt": str(r["prompt"]).strip(), "source": "edited"}
+                for r in frame.to_dict("records")
+                if str(r["prompt"]).strip() and str(r["prompt"]).strip() not in self.written
+                and pd.notna(pd.to_numeric(r["cluster"], errors="coerce"))
+                and int(r["cluster"]) in names]
+
+    def edit_prompts(self, table) -> list[str]:
+        """Take the (edited) prompt table back from the UI; brand rules are enforced on
+        every prompt. Returns one line per prompt the rules changed (what changed)."""
+        if "prompts" in self.stale:
+            raise StudioError(f"the prompts are out of date ({self.stale['prompts']} after "
+                              "they were written): regenerate them on the Prompts tab")
         frame = pd.DataFrame(table)
         if frame.empty or not {"cluster", "prompt"} <= set(frame.columns):
             raise StudioError("the prompt table needs cluster and prompt columns")
         frame = frame[frame["prompt"].astype(str).str.strip() != ""].copy()
         frame["cluster"] = pd.to_numeric(frame["cluster"], errors="coerce")
-        valid = {c.id for c in self.audience.clusters_} if self.audience else set()
-        if frame["cluster"].isna().any() or not set(frame["cluster"].astype(int)) <= valid:
-            raise StudioError(f"cluster must be one of {sorted(valid)}")
+        names = self.cluster_names()
+        if frame["cluster"].isna().any() or not set(frame["cluster"].astype(int)) <= set(names):
+            raise StudioError(f"cluster must be one of {sorted(names)}")
         frame["cluster"] = frame["cluster"].astype(int)
-        if getattr(self, "guidelines", None) is not None:
-            frame["prompt"] = [self.guidelines.enforce(str(p)) for p in frame["prompt"]]
-        self.prompts = frame
-        return frame
+        frame["audience"] = frame["cluster"].map(names)
+        changes = []
+        if self.guidelines is not None:
+            enforced = []
+            for row, text in enumerate(frame["prompt"].astype(str), start=1):
+                new = self.guidelines.enforce(text)
+                if new != text:
+                    changes.append(f"row {row}: {_what_changed(text, new)}")
+                enforced.append(new)
+            frame["prompt"] = enforced
+        columns = ["cluster", "audience", "prompt", *([c for c in ("source",) if c in frame])]
+        self.prompts = frame[columns].reset_index(drop=True)
+        return changes
 
     # ------------------------------------------------------------- render
-    def render(self, *, formats=("1:1",), engine: str = "auto", size: str | None = None,
-               seed: int = 0, progress=None) -> list[dict]:
-        """Render every prompt in every format into a fresh store and make every prompt
-        an arm. With planted segments, score them with the reward model of a simulated
-        past of the world of ``seed`` (``self.scoring`` says how); else leave them
-        unscored. A new render starts a new campaign."""
+    def render(self, *, presets=("feed-4:5",), engine: str = "auto", size: str | None = None,
+               area: float = 0.3, anchor: str = "bottom", seed: int = 0,
+               progress=None) -> list[dict]:
+        """Render every prompt in every preset (at the preset's exact size; ``size``, a
+        long side or WxH, renders the preset's format at that size instead) into a fresh
+        store, score every creative (``self.scoring`` says with what) and make every prompt
+        an arm. Every creative starts pending. A new render starts a new campaign.
+        ``progress(fraction, desc)`` hears of every creative and every later phase."""
         self._need_product()
         self._need_audience()
         if self.prompts is None or self.prompts.empty:
             raise StudioError("generate (or write) prompts first")
-        if not formats:
-            raise StudioError("choose at least one format")
-        chosen, self.notice = load_engine(engine)
+        if "prompts" in self.stale:
+            raise StudioError(f"the prompts are out of date ({self.stale['prompts']} after "
+                              "they were written): regenerate them on the Prompts tab")
+        if not presets:
+            raise StudioError("choose at least one preset")
+        for name in presets:
+            get_preset(name)
+        report = progress or (lambda fraction, desc: None)
+        report(0.0, desc="loading the engine")
+        self.settings = dict(engine=engine, size=size or None, area=float(area),
+                             anchor=anchor or "center")
+        self.engine = load_engine(engine)
         store = self._fresh_store()
-        self.world, self.scoring, self.campaign = None, None, []
-        category = self.info.category
-        jobs = [(row.cluster, str(row.prompt), fmt) for row in self.prompts.itertuples()
-                for fmt in formats]
-        notes, pixels = [], []
-        for i, (cluster_id, text, fmt) in enumerate(jobs):
-            if progress is not None:
-                progress(i / len(jobs), desc=f"rendering {i + 1}/{len(jobs)}")
-            pid = prompt_id(category, cluster_id, text)
-            options = RenderOptions(prompt=text, format=fmt, size=size, seed=seed, anchor="bottom")
+        self.world, self.scoring, self.campaign, self.model = None, None, [], None
+        self.states, self.files = {}, {}
+        jobs = [(int(row.cluster), str(row.prompt), name, seed)
+                for row in self.prompts.itertuples() for name in presets]
+        self._render_jobs(store, jobs, report, end=RENDERED)
+        report(RENDERED, desc=f"training the reward model on {PAST_IMPRESSIONS:,} simulated "
+                              "past impressions")
+        records, clusters = self._records(store)
+        self.model, self.world, self.scoring = train_scorer(self.users, self.audience, records,
+                                                            clusters, seed)
+        self._score(store, report, start=TRAINED)
+        self.stale.pop("creatives", None)
+        return self.creatives()
+
+    def vary(self, creative_id: str, n: int = 2, *, replace: bool = False,
+             progress=None) -> list[str]:
+        """``n`` new creatives of a creative's prompt and preset with new seeds (pending,
+        scored by the render's reward model). With ``replace`` (regenerate), one new one
+        takes the creative's place: the old one is set aside (kept in the store, never
+        shown or exported). Returns the new ids."""
+        creative = self.creative(creative_id)
+        if "creatives" in self.stale:
+            raise StudioError(f"the creatives are out of date ({self.stale['creatives']}): "
+                              "render again before making variations")
+        if not 1 <= int(n) <= 8:
+            raise StudioError(f"make 1 to 8 variations, got {n}")
+        report = progress or (lambda fraction, desc: None)
+        store = self._store()
+        first = 1 + max(r["seed"] for r in store.creatives())
+        preset = creative["preset"]
+        jobs = [(creative["cluster"], creative["manifest"]["prompt"], preset, first + i)
+                for i in range(1 if replace else int(n))]
+        notes = self._render_jobs(store, jobs, report, end=0.8)
+        self._score(store, report, start=0.8)
+        if replace:
+            self.states[creative_id] = "replaced"
+        return [note["manifest"]["id"] for note in notes]
+
+    def _options(self, text: str, preset: str, seed: int) -> RenderOptions:
+        size, place = self.settings["size"], dict(area=self.settings["area"],
+                                                  anchor=self.settings["anchor"])
+        if size:
+            return RenderOptions(prompt=text, format=get_preset(preset).format, size=size,
+                                 seed=seed, **place)
+        return RenderOptions(prompt=text, preset=preset, seed=seed, **place)
+
+    def _render_jobs(self, store: Store, jobs: list[tuple], report, *, end: float) -> list[dict]:
+        """Render ``jobs`` (cluster, prompt, preset, seed) into ``store``, reporting each
+        creative's engine steps over the progress bar up to ``end``; new ones pending."""
+        chosen, notice = self.engine
+        category, notes = self.info.category, []
+        for i, (cluster_id, text, preset, seed) in enumerate(jobs):
+            desc = f"rendering creative {i + 1} of {len(jobs)}"
+            report(end * i / len(jobs), desc=desc)
+            options = self._options(text, preset, seed)
             placed = prepare(self.product, options)
-            creative = render(placed, options, chosen)[0]
-            png, mask_png, manifest = finish(creative, placed, self.product, options, chosen)
-            notes.append({"job_key": f"{pid}|{fmt}", "product_id": self.info.name,
-                          "prompt_id": pid, "cluster_id": int(cluster_id), "format": fmt,
-                          "seed": seed, "image_sha256": store.put_file(png),
-                          "mask_sha256": store.put_file(mask_png), "bytes": len(png) + len(mask_png),
-                          "manifest": {**manifest, "product_id": self.info.name}})
-            pixels.append((np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), placed.mask))
+
+            def step(done, total, i=i, desc=desc):
+                report(end * (i + done / max(total, 1)) / len(jobs), desc=desc)
+
+            creative = render(placed, options, chosen, callback=step)[0]
+            finished = finish(creative, placed, self.product, options, chosen, notice=notice)
+            files = {name: store.put_file(data) for name, data in finished.files.items()}
+            manifest = finished.manifest
+            pid = prompt_id(category, cluster_id, text)
+            notes.append({"job_key": f"{pid}|{preset}|{seed}", "product_id": self.info.name,
+                          "prompt_id": pid, "cluster_id": int(cluster_id),
+                          "format": manifest["format"], "seed": seed,
+                          "image_sha256": files[manifest["image"]],
+                          "mask_sha256": files[manifest["mask"]], "bytes": finished.bytes,
+                          "manifest": {**manifest, "product_id": self.info.name}, "files": files})
         store.add_prompts({"prompt_id": prompt_id(category, cluster_id, text),
                            "category": category, "cluster_id": cluster_id, "text": text,
                            "negative_prompt": "", "tags": "{}", "source": "ui"}
                           for cluster_id, text in {(n["cluster_id"], n["manifest"]["prompt"])
                                                    for n in notes})
         store.add_creatives(notes)  # may rename a creative whose pixels repeat another's
-        records = [CreativeRecord(n["manifest"]["id"], self.info.name, n["format"],
-                                  n["manifest"]["prompt"], image, mask)
-                   for n, (image, mask) in zip(notes, pixels)]
-        model = self._past_reward_model(records, [n["cluster_id"] for n in notes], seed)
+        for note in notes:
+            self.states[note["manifest"]["id"]] = "pending"
+            self.files[note["manifest"]["id"]] = note.pop("files")
+        return notes
+
+    def _records(self, store: Store):
+        from ..simulation.past import Creatives
+
+        creatives = Creatives.from_store(store)
+        return creatives.records, creatives.cluster_ids
+
+    def _score(self, store: Store, report, *, start: float) -> None:
+        report(start, desc="scoring every creative for its cluster and choosing the arms")
         # Every prompt is an arm (top_m covers them all), its prior from the model.
-        score_and_choose_arms(store, self.audience, model, top_m=len(self.prompts),
-                              replace_arms=True)
-        self.approved = {n["manifest"]["id"]: True for n in notes}
-        return self.creatives()
-
-    def _past_reward_model(self, records: list[CreativeRecord], cluster_ids: list[int],
-                           seed: int):
-        """The reward model of a simulated past of ``World(seed)``, in which other users
-        (``make_users(PAST_USERS, 10_000 + seed)``) with drifted tastes saw these creatives
-        under a uniform policy; sets ``self.world`` and ``self.scoring``. None (and no
-        world) for an audience without planted segments: there is no truth to learn from."""
-        from ..simulation.session import WorldSession
-
-        if "segment" not in self.users.columns:
-            self.scoring = f"not scored: {NO_WORLD}"
-            return None
-        self.world = WorldSession(seed)
-        model = self.world.past_reward_model(records, cluster_ids, self.audience,
-                                             impressions=PAST_IMPRESSIONS, past_users=PAST_USERS)
-        self.scoring = (f"scored by a reward model trained on {PAST_IMPRESSIONS:,} impressions "
-                        f"of a simulated past (world {seed}: other users, drifted tastes); "
-                        f"its prior counts as {model.metadata_['prior_impressions']:.0f} "
-                        "impressions per arm")
-        return model
+        score_and_choose_arms(store, self.audience, self.model,
+                              top_m=max(1, len(store.prompt_records())), replace_arms=True)
+        report(1.0, desc="done")
 
     def creatives(self) -> list[dict]:
+        """The shown creatives (not those set aside by a regenerate), by cluster, with
+        their cluster's name, preset, predicted CTR and approval state."""
         store = self._store()
-        rows = sorted(store.creatives(), key=lambda r: (r["cluster_id"], r["creative_id"]))
-        return [{"id": r["creative_id"], "cluster": r["cluster_id"], "format": r["format"],
-                 "predicted_ctr": r["reward"], "path": str(store.file_path(r["image_sha256"])),
-                 "manifest": r["manifest"],
-                 "approved": self.approved.get(r["creative_id"], True)} for r in rows]
+        names = self.cluster_names()
+        rows = sorted(store.creatives(), key=lambda r: (r["cluster_id"], r["prompt_id"],
+                                                         r["seed"], r["creative_id"]))
+        shown = [r for r in rows if self.states.get(r["creative_id"]) != "replaced"]
+        return [{"id": r["creative_id"], "number": i, "cluster": r["cluster_id"],
+                 "name": names.get(r["cluster_id"], f"cluster {r['cluster_id']}"),
+                 "format": r["format"], "preset": r["job_key"].split("|")[1],
+                 "seed": r["seed"], "predicted_ctr": r["reward"],
+                 "path": str(store.file_path(r["image_sha256"])),
+                 "files": {name: str(store.file_path(sha))
+                           for name, sha in self.files.get(r["creative_id"], {}).items()},
+                 "manifest": r["manifest"], "state": self.states.get(r["creative_id"], "pending")}
+                for i, r in enumerate(shown, start=1)]
 
-    def approve(self, creative_id: str, approved: bool) -> None:
-        if creative_id not in self.approved:
-            raise StudioError(f"unknown creative {creative_id!r}")
-        self.approved[creative_id] = approved
+    def creative_table(self) -> pd.DataFrame:
+        """One row per shown creative: its number, id, audience, format, size,
+        predicted CTR (a percentage) and approval state."""
+        return pd.DataFrame([{"#": c["number"], "id": c["id"], "audience": c["name"],
+                              "format": c["format"],
+                              "size": "x".join(map(str, c["manifest"]["size"])),
+                              "predicted CTR": percent(c["predicted_ctr"]), "state": c["state"]}
+                             for c in self.creatives()])
+
+    def creative(self, creative_id: str) -> dict:
+        for c in self.creatives():
+            if c["id"] == creative_id:
+                return c
+        raise StudioError(f"unknown creative {creative_id!r}: pick one of the current "
+                          "creatives (Render tab)")
+
+    def manifest(self, creative_id: str | None) -> dict | None:
+        """The manifest of a shown creative; None for none or one no longer shown."""
+        found = [c for c in self.creatives() if c["id"] == creative_id] if creative_id else []
+        return found[0]["manifest"] if found else None
+
+    def notices(self) -> list[str]:
+        """What the shown creatives' manifests warn about: the preview notice first (the
+        result does not look like the request), then each warning once."""
+        found = []
+        for c in self.creatives():
+            preview = (c["manifest"].get("preview") or {}).get("notice")
+            found += ([preview] if preview else []) + list(c["manifest"].get("warnings") or [])
+        return list(dict.fromkeys(found))
+
+    def set_state(self, creative_id: str, state: str) -> None:
+        """Approve, reject or reset (pending) one creative."""
+        if state not in STATES:
+            raise StudioError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        self.creative(creative_id)
+        self.states[creative_id] = state
+
+    def approve_all(self) -> int:
+        """Approve every pending creative; return how many."""
+        pending = [c["id"] for c in self.creatives() if c["state"] == "pending"]
+        self.states.update({i: "approved" for i in pending})
+        return len(pending)
+
+    def counts(self) -> dict[str, int]:
+        """How many shown creatives are in each state."""
+        states = [c["state"] for c in self.creatives()]
+        return {s: states.count(s) for s in STATES}
+
+    def compare(self, first: str, second: str) -> pd.DataFrame:
+        """Two creatives side by side: what differs and what is the same."""
+        a, b = self.creative(first), self.creative(second)
+        rows = [("audience", a["name"], b["name"]), ("format", a["format"], b["format"]),
+                ("size", "x".join(map(str, a["manifest"]["size"])),
+                 "x".join(map(str, b["manifest"]["size"]))),
+                ("predicted CTR", percent(a["predicted_ctr"]), percent(b["predicted_ctr"])),
+                ("state", a["state"], b["state"]), ("seed", a["seed"], b["seed"]),
+                ("prompt", a["manifest"]["prompt"], b["manifest"]["prompt"])]
+        return pd.DataFrame([{"": k, "A": str(x), "B": str(y)} for k, x, y in rows])
+
+    # ----------------------------------------------------------- staleness
+    def _outdated(self, why: str, *steps: str) -> None:
+        """Mark the results of ``steps`` that exist as out of date, saying ``why``."""
+        for step in steps:
+            exists = (self.prompts is not None if step == "prompts"
+                      else (self.root / "store" / "store.db").exists())
+            if exists:
+                self.stale[step] = why
+
+    def notes(self) -> dict[str, str]:
+        """Per tab (prompts, render, campaign, export), what is out of date there and
+        what to do; empty where all is current."""
+        prompts, creatives = self.stale.get("prompts"), self.stale.get("creatives")
+        redo = f"⚠️ **Out of date:** {creatives} after these creatives were rendered — " \
+               "render again (Render tab)." if creatives else ""
+        campaign = redo
+        if self.own_audience():
+            campaign = (f"ℹ️ **Your own audience ({self.audience_source}):** Simulate is off "
+                        f"— {NO_WORLD}. Its creatives are still scored, by the demo reward "
+                        "model (the Render tab says which).")
+        return {"prompts": f"⚠️ **Out of date:** {prompts} after these prompts were written"
+                           " — regenerate them (rendering refuses them until then)."
+                           if prompts else "",
+                "render": redo, "campaign": campaign, "export": redo}
 
     # ----------------------------------------------------------- campaign
     def simulate(self, impressions: int = 1000, *, seed: int = 0) -> pd.DataFrame:
@@ -257,14 +466,15 @@ class Workspace:
         store, so the arm table shows what it learned, and the next call goes on from
         there), greedy-on-prior, random, the static creative and the per-cluster oracle.
         Each call draws a new stream (from ``seed`` and the call's number) and covers the
-        next ``impressions / CAMPAIGN_LENGTH`` (``studio.simulation.session``) of the world's campaign time."""
+        next ``impressions / CAMPAIGN_LENGTH`` (``studio.simulation.session``) of the
+        world's campaign time."""
         from ..serving.config import ServingConfig
         from ..serving.service import SelectionService
         from ..simulation.arena import Arena
         from ..simulation.policies import make_policies
 
         self._need_audience()
-        if "segment" not in self.users.columns:
+        if self.own_audience():
             raise StudioError(f"cannot simulate: {NO_WORLD}")
         if int(impressions) < 1:
             raise StudioError(f"simulate at least one impression, got {impressions}")
@@ -330,31 +540,46 @@ class Workspace:
         from ..serving.service import SelectionService
 
         report = SelectionService.open(self._store()).arm_report()
-        return pd.DataFrame([{"cluster": a["cluster_id"], "prompt": a["prompt"][:70],
+        names = self.cluster_names()
+        return pd.DataFrame([{"cluster": a["cluster_id"],
+                              "audience": names.get(a["cluster_id"], ""),
+                              "prompt": a["prompt"][:70],
                               "prior": _percent(a["prior_ctr"]), "pulls": a["pulls"],
                               "CTR": _percent(a["ctr"]), "mean": _percent(a["mean"]),
                               "bonus": _percent(a["bonus"])} for a in report])
 
     # ------------------------------------------------------------- export
-    def export(self) -> Path:
-        """A zip of the approved creatives with their manifests and a CSV."""
-        approved = [c for c in self.creatives() if c["approved"]]
+    def export(self) -> tuple[Path, str]:
+        """A zip of the approved creatives: each image, its mask and its manifest (every
+        file a manifest names is in the zip) and a CSV with readable CTRs. Returns the
+        zip and a line saying how many of how many were exported."""
+        shown = self.creatives()
+        approved = [c for c in shown if c["state"] == "approved"]
+        counts = self.counts()
         if not approved:
-            raise StudioError("no approved creatives to export")
-        buffer = io.BytesIO()
-        table = io.StringIO()
+            raise StudioError(f"no creative is approved yet (0 of {len(shown)}: "
+                              f"{counts['pending']} pending, {counts['rejected']} rejected); "
+                              "approve creatives on the Render tab first")
+        buffer, table = io.BytesIO(), io.StringIO()
         writer = csv.writer(table)
-        writer.writerow(["creative_id", "cluster_id", "format", "predicted_ctr", "prompt", "file"])
+        writer.writerow(["creative_id", "cluster_id", "audience", "format", "size",
+                         "predicted_ctr", "prompt", "file", "mask"])
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for c in approved:
-                archive.write(c["path"], f"{c['id']}.png")
-                archive.writestr(f"{c['id']}.json", json.dumps(c["manifest"], indent=2))
-                writer.writerow([c["id"], c["cluster"], c["format"], c["predicted_ctr"],
-                                 c["manifest"]["prompt"], f"{c['id']}.png"])
+                manifest = c["manifest"]
+                for name, path in c["files"].items():  # the image, its mask, copy layers
+                    archive.write(path, name)
+                archive.writestr(f"{c['id']}.json", json.dumps(manifest, indent=2))
+                writer.writerow([c["id"], c["cluster"], c["name"], c["format"],
+                                 "x".join(map(str, manifest["size"])),
+                                 percent(c["predicted_ctr"]), manifest["prompt"],
+                                 manifest["image"], manifest["mask"]])
             archive.writestr("creatives.csv", table.getvalue())
         path = self.root / "approved-creatives.zip"
         write_atomic(path, buffer.getvalue())
-        return path
+        return path, (f"exported {len(approved)} of {len(shown)} creatives (the approved "
+                      f"ones; {counts['pending']} pending, {counts['rejected']} rejected "
+                      "left out)")
 
     # ----------------------------------------------------------- internals
     def _fresh_store(self) -> Store:
@@ -385,3 +610,17 @@ class Workspace:
 def _percent(value) -> str | None:
     """A CTR as a percentage with two decimals (None stays None)."""
     return None if value is None else f"{value:.2%}"
+
+
+def _what_changed(old: str, new: str) -> str:
+    """What the brand rules did to a prompt, in words: removed and added text."""
+    a, b = old.split(), new.split()
+    removed, added = [], []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b).get_opcodes():
+        if tag in ("delete", "replace"):
+            removed.append(" ".join(a[i1:i2]))
+        if tag in ("insert", "replace"):
+            added.append(" ".join(b[j1:j2]))
+    parts = ([f"removed {', '.join(repr(r) for r in removed)}"] if removed else []) + \
+            ([f"added {', '.join(repr(x) for x in added)}"] if added else [])
+    return "; ".join(parts) or "re-punctuated"
