@@ -117,14 +117,24 @@ def fit_audience(users, k, state):
         *_notes(ws), ws
 
 
+@guarded(outputs=4)
+def load_brand_kit(kit, state):
+    """Use an uploaded brand kit for the copy (none: the bundled example kit)."""
+    ws = _workspace(state)
+    summary = ws.load_brand_kit(kit)
+    return done(f"{summary} (used for the headline and CTA of the next render)"), \
+        *_notes(ws)[1:], ws
+
+
 @guarded(outputs=6)
-def generate_prompts(generator, n, guidelines, model, base_url, current, replace_all, state):
-    """Write prompts for every cluster, keeping the rows the user edited unless
-    ``replace_all``."""
+def generate_prompts(generator, n, guidelines, model, base_url, current, replace_all, state,
+                     copy=True):
+    """Write prompts (and, with ``copy``, a headline and CTA each) for every cluster,
+    keeping the rows the user edited unless ``replace_all``."""
     ws = _workspace(state)
     table = ws.generate_prompts(generator=generator, n=int(n), guidelines_path=guidelines,
                                 model=model, base_url=base_url, current=current,
-                                replace_all=bool(replace_all))
+                                replace_all=bool(replace_all), copy=bool(copy))
     fallbacks = int(table["source"].str.contains("fallback").sum())
     kept = int((table["source"] == "edited").sum())
     note = (f" ({fallbacks} from the template fallback)" if fallbacks else "") + \
@@ -136,17 +146,22 @@ def generate_prompts(generator, n, guidelines, model, base_url, current, replace
 
 @guarded(outputs=11)
 def render_creatives(table, presets, engine, size, state, area=0.3, anchor="bottom",
-                     progress=gr.Progress()):
-    """Render every prompt in the chosen presets and score them."""
+                     copy=True, progress=gr.Progress()):
+    """Render every prompt in the chosen presets (with its headline and CTA laid over
+    it, when ``copy``) and score them."""
     check_size(size or None, formats_of(presets) or None)  # bounded, before the engine loads
     ws = _workspace(state)
     changes = ws.edit_prompts(table)
     creatives = ws.render(presets=tuple(presets or ()), engine=engine, size=size or None,
-                          area=float(area), anchor=anchor, progress=progress)
+                          area=float(area), anchor=anchor, copy=bool(copy), progress=progress)
     rules = (f" Brand rules changed {len(changes)} prompt(s), shown in the Prompts tab: "
              + "; ".join(changes) + "." if changes else "")
+    with_copy = [c for c in creatives if c["copy"]]
+    read = sum(c["copy"]["ocr_match"] for c in with_copy)
+    copy_line = (f" The copy read back exactly with OCR on {read} of {len(with_copy)}."
+                 if with_copy else "")
     message = (f"{len(creatives)} creatives rendered with {engine}, all pending approval; "
-               f"{ws.scoring}.{rules}")
+               f"{ws.scoring}.{copy_line}{rules}")
     return (warned(message, ws.notices()), gallery_items(creatives), None, *_picks(ws),
             ws.prompts, *_notes(ws), ws)
 
@@ -298,18 +313,28 @@ def build() -> gr.Blocks:
             with gr.Row():
                 generator = gr.Dropdown(["template", "llm", "openai"], value="template",
                                         label="Prompt writer")
-                n = gr.Slider(1, 8, value=2, step=1, label="Prompts per cluster")
+                n = gr.Slider(1, 8, value=2, step=1, label="Prompts per cluster",
+                              elem_id="prompts-per-cluster")
                 guidelines = gr.File(label="Brand guidelines (YAML)", file_types=[".yaml", ".yml"])
             with gr.Row():
                 model = gr.Textbox(label="Model (llm: id or folder; openai: name)")
                 base_url = gr.Textbox(label="Base URL (openai-compatible)")
             with gr.Row():
+                brand_kit = gr.File(label="Brand kit: a YAML file (colours, tone, banned "
+                                          "words) or a zip of its folder (with logo and "
+                                          "fonts); empty = the example kit",
+                                    file_types=[".yaml", ".yml", ".zip"], elem_id="brand-kit")
+                use_kit = gr.Button("Use this brand kit", elem_id="use-brand-kit")
+                write_copy = gr.Checkbox(True, label="Write a headline and a call to action "
+                                                     "for each prompt", elem_id="write-copy")
+            with gr.Row():
                 write = gr.Button("Generate prompts", variant="primary",
                                   elem_id="generate-prompts")
                 replace_all = gr.Checkbox(False, label="Replace my edits too (otherwise edited "
                                                        "rows are kept)", elem_id="replace-all")
-            prompts = gr.Dataframe(label="Prompts (editable; brand rules are applied when "
-                                         "you render, and the changes shown)",
+            prompts = gr.Dataframe(label="Prompts, headlines and calls to action (editable; "
+                                         "brand rules are applied when you render, and the "
+                                         "changes shown)",
                                    interactive=True, wrap=True, elem_id="prompts")
         with gr.Tab("Render", elem_id="tab-render"):
             render_note = gr.Markdown("", elem_id="render-note")
@@ -329,6 +354,9 @@ def build() -> gr.Blocks:
                                  label="Product size (share of the canvas)")
                 anchor = gr.Dropdown(list(ANCHORS), value="bottom", label="Product position",
                                      elem_id="anchor")
+                overlay = gr.Checkbox(True, label="Lay the headline and CTA over the creatives "
+                                                  "(off the product, read back with OCR)",
+                                      elem_id="copy-overlay")
             go = gr.Button("Render", variant="primary", elem_id="render")
             gallery = gr.Gallery(label="Creatives (click one to pick it)", columns=5,
                                  object_fit="contain", height="auto", allow_preview=True,
@@ -406,10 +434,13 @@ def build() -> gr.Blocks:
                     api_name="apply_mask")
         fit.click(fit_audience, [users, k, state], [status, clusters, *notes, state],
                   api_name="fit_audience")
+        use_kit.click(load_brand_kit, [brand_kit, state], [status, *notes[1:], state],
+                      api_name="brand_kit")
         write.click(generate_prompts, [generator, n, guidelines, model, base_url, prompts,
-                                       replace_all, state],
+                                       replace_all, state, write_copy],
                     [status, prompts, *notes, state], api_name="generate_prompts")
-        go.click(render_creatives, [prompts, presets, engine, size, state, area, anchor],
+        go.click(render_creatives, [prompts, presets, engine, size, state, area, anchor,
+                                    overlay],
                  [status, gallery, manifest, table, pick, other, prompts, *notes, state],
                  api_name="render")
         gallery.select(pick_from_gallery, [state], [pick])

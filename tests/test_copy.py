@@ -227,7 +227,7 @@ colours:
 @pytest.mark.parametrize("text,pattern", [
     ("name: [unclosed\n", "not valid YAML"),
     (GOOD + "slogan: hi\n", "unknown keys slogan"),
-    ("name: Test\n", "lacks headline_font, body_font, colours"),
+    ("name: Test\n", "lacks colours"),
     (GOOD.replace('"#112233"', '"#12345"'), "colour primary is '#12345'"),
     (GOOD.replace('"#112233"', "#112233"), "colour primary is None"),
     (GOOD.replace('accent: "#FF8800"', 'other: "#FF8800"'), "colours lack accent"),
@@ -348,3 +348,11 @@ def test_make_copy_writer_validates_its_options():
         make_copy_writer("template", retries=2)
     with pytest.raises(StudioError, match="n must be an integer"):
         TemplateCopyWriter().write(MUG, Cluster(0, 1, 1.0, [], {}, {}, "", [0.0]), 0)
+
+
+def test_a_kit_without_fonts_uses_the_bundled_family(tmp_path):
+    path = tmp_path / "kit.yaml"
+    path.write_text('name: Plain\ncolours:\n  primary: "#222222"\n  accent: "#FFCC00"\n')
+    kit = BrandKit.load(path)
+    assert kit.headline_font.name == "LiberationSans-Bold.ttf" and kit.headline_font.is_file()
+    assert kit.body_font.name == "LiberationSans-Regular.ttf" and kit.logo is None

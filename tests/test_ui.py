@@ -3,13 +3,15 @@ and a real headless Chromium walking the whole flow."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import re
 import shutil
 import sys
 import time
 import zipfile
-import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -92,6 +94,60 @@ def _render(client, table, size="64", presets=("feed-1:1",)):
     out = client.predict(table, list(presets), "backdrop", size, 0.3, "bottom",
                          api_name="/render")
     return out[0], out[1], out[3], _value(out[4]), out[6]
+
+
+def test_brand_kit_and_copy_overlay_through_the_api(client, tmp_path):
+    """An uploaded kit (a zip with its logo and fonts) styles and constrains the copy; each
+    creative at its preset's exact size carries a headline and CTA that read back with
+    OCR; the export holds the background and the copy layer apart, and the CSV the copy."""
+    import shutil
+
+    from gradio_client import handle_file
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('name: Bad\ncolours:\n  primary: "#12"\n  accent: "#FFCC00"\n')
+    status = client.predict(handle_file(str(bad)), api_name="/brand_kit")[0]
+    assert status.startswith("**Error:**") and "colour primary is '#12'" in status
+    assert "/tmp" not in status and str(UI_TMP) not in status
+    kit = tmp_path / "kit"
+    shutil.copytree(REPO / "assets" / "brand", kit)
+    text = (kit / "kit.yaml").read_text().replace("Northwind Goods", "Test Goods")
+    (kit / "kit.yaml").write_text(text.replace("banned: [", "banned: [enamel, "))
+    archive = shutil.make_archive(str(tmp_path / "kit"), "zip", kit)
+    status = client.predict(handle_file(archive), api_name="/brand_kit")[0]
+    assert "brand kit 'Test Goods'" in status and "enamel" in status
+
+    table = _ready(client, k=2, n=1)
+    assert table["headers"][:5] == ["cluster", "audience", "prompt", "headline", "cta"]
+    assert all(row[3] and row[4] for row in table["data"])
+    assert not any("enamel" in row[3].lower() for row in table["data"])  # the kit's ban
+    out = client.predict(table, ["story-9:16"], "backdrop", "", 0.3, "bottom", True,
+                         api_name="/render")
+    status, gallery = out[0], out[1]
+    assert "read back exactly with OCR on 2 of 2" in status, status
+    assert all("copy ✓ read back" in item["caption"] for item in gallery)
+    from PIL import Image
+
+    assert all(Image.open(_path(item["image"])).size == (1080, 1920) for item in gallery)
+    client.predict(api_name="/approve_all")
+    status, archive = client.predict(api_name="/export")
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        rows = list(csv.DictReader(io.StringIO(z.read("creatives.csv").decode())))
+        manifests = [json.loads(z.read(n)) for n in names if n.endswith(".json")]
+    assert len(manifests) == 2
+    for manifest in manifests:
+        copy = manifest["copy"]
+        assert copy["ocr_match"] and copy["brand"] == "Test Goods"
+        assert {manifest["image"], manifest["mask"], copy["background"], copy["layer"]} <= set(names)
+    assert {r["headline"] for r in rows} == {m["copy"]["headline"] for m in manifests}
+    assert {r["copy_read_back"] for r in rows} == {"✓ read back"}
+
+    # A banned word typed into the table stops the render with a readable line.
+    table["data"][0][3] = "Enamel dreams"
+    status = client.predict(table, ["story-9:16"], "backdrop", "", 0.3, "bottom", True,
+                            api_name="/render")[0]
+    assert status.startswith("**Error:**") and "enamel" in status.lower()
 
 
 def test_every_tab_through_the_api(client, tmp_path):
@@ -350,8 +406,18 @@ def test_browser_walks_the_whole_flow(server):
         page.screenshot(path=str(SCREENSHOTS / "2-audience.png"))
 
         page.get_by_role("tab", name="Prompts").click()
+        kit = shutil.make_archive(str(UI_TMP / "brand-kit"), "zip", REPO / "assets" / "brand")
+        page.locator("#brand-kit input[type=file]").set_input_files(kit)
+        page.wait_for_timeout(500)
+        page.locator("#use-brand-kit").click()
+        wait_status("brand kit 'Northwind Goods'")
+        per_cluster = page.locator("#prompts-per-cluster input[type=number]")
+        per_cluster.fill("1")
+        per_cluster.press("Enter")
         page.locator("#generate-prompts").click()
-        wait_status("prompts")
+        wait_status("5 prompts")
+        page.wait_for_function("document.querySelector('#prompts').innerText"
+                               ".includes('headline')")
         page.screenshot(path=str(SCREENSHOTS / "3-prompts.png"))
 
         page.get_by_role("tab", name="Render").click()
@@ -360,24 +426,28 @@ def test_browser_walks_the_whole_flow(server):
         engine.fill("backdrop")
         page.keyboard.press("Enter")
         page.locator("#presets label", has_text="story-9:16").click()
-        page.locator("#size textarea, #size input").first.fill("160")
-        page.locator("#render").click()
+        page.locator("#render").click()  # at the presets' exact sizes, copy laid over
         wait_status("creatives rendered", timeout=300)
         assert status.inner_text().lstrip().startswith("⚠️")  # a preview, said first
+        assert "read back exactly with OCR on 10 of 10" in status.inner_text()
         page.wait_for_function("[...document.querySelectorAll('#gallery img')]"
-                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 20")
-        assert page.locator("#gallery").get_by_text("pending").count() >= 20
+                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 10")
+        assert page.locator("#gallery").get_by_text("pending").count() >= 10
+        assert page.locator("#gallery").get_by_text("copy ✓ read back").count() >= 10
         page.locator("#gallery img").first.click()
-        page.wait_for_function("document.querySelector('#manifest').innerText.includes('prompt')")
+        page.wait_for_function("document.querySelector('#manifest').innerText"
+                               ".includes('ocr_match')")
+        page.locator("#gallery").screenshot(path=str(SCREENSHOTS / "7-copy-overlay.png"))
         page.locator("#approve").click()
         wait_status("1 approved")
         page.wait_for_function("document.querySelector('#creatives-table').innerText"
                                ".includes('approved')")
+        page.keyboard.press("Escape")  # close the large preview: the whole tab in view
         page.screenshot(path=str(SCREENSHOTS / "4-render.png"), full_page=True)
 
         page.get_by_role("tab", name="Export").click()
         page.locator("#export").click()
-        wait_status("exported 1 of 20 creatives")
+        wait_status("exported 1 of 10 creatives")
         page.screenshot(path=str(SCREENSHOTS / "6-export.png"))
 
         page.get_by_role("tab", name="Campaign").click()
@@ -395,5 +465,6 @@ def test_browser_walks_the_whole_flow(server):
         assert "Traceback" not in page.content()
         browser.close()
     assert outside == [], outside
-    for step in ("1-product", "2-audience", "3-prompts", "4-render", "5-campaign", "6-export"):
+    for step in ("1-product", "2-audience", "3-prompts", "4-render", "5-campaign", "6-export",
+                 "7-copy-overlay"):
         assert (SCREENSHOTS / f"{step}.png").stat().st_size > 10_000

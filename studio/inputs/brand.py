@@ -4,7 +4,7 @@ A YAML file; paths are relative to it::
 
     name: Northwind Goods
     logo: logo.png                          # optional, PNG/JPEG/WebP (drawn with its alpha)
-    headline_font: fonts/LiberationSans-Bold.ttf
+    headline_font: fonts/LiberationSans-Bold.ttf   # optional: the bundled Liberation Sans
     body_font: fonts/LiberationSans-Regular.ttf
     colours:                                # "#RRGGBB", quoted (# starts a YAML comment)
       primary: "#1F3A5F"                    # the first text colour tried
@@ -31,7 +31,10 @@ from ..files import read_yaml
 from .guidelines import Guidelines
 
 _KEYS = {"name", "logo", "headline_font", "body_font", "colours", "tone", "banned"}
-_REQUIRED = ("name", "headline_font", "body_font", "colours")
+_REQUIRED = ("name", "colours")
+#: The fonts of a kit that names none: the free family bundled with the example kit.
+DEFAULT_FONTS = {"headline_font": "fonts/LiberationSans-Bold.ttf",
+                 "body_font": "fonts/LiberationSans-Regular.ttf"}
 _HEX = re.compile(r"#([0-9a-fA-F]{6})")
 RGB = tuple[int, int, int]
 _WHITE: RGB = (255, 255, 255)
@@ -71,8 +74,8 @@ class BrandKit:
         kit = cls(
             name=name.strip(),
             logo=_file(folder, logo, "logo", where) if logo is not None else None,
-            headline_font=_file(folder, data["headline_font"], "headline_font", where),
-            body_font=_file(folder, data["body_font"], "body_font", where),
+            headline_font=_font_file(folder, data, "headline_font", where),
+            body_font=_font_file(folder, data, "body_font", where),
             colours=_colours(data["colours"], where),
             tone=_words(data.get("tone", []), "tone", where),
             banned=_words(data.get("banned", []), "banned", where),
@@ -113,6 +116,13 @@ class BrandKit:
                 "headline_font": str(self.headline_font), "body_font": str(self.body_font),
                 "colours": {k: "#{:02X}{:02X}{:02X}".format(*c) for k, c in self.colours.items()},
                 "tone": list(self.tone), "banned": list(self.banned)}
+
+
+def _font_file(folder: Path, data: dict, key: str, where: str) -> Path:
+    """The kit's font ``key``, or the bundled one when the kit names none."""
+    if data.get(key) in (None, ""):
+        return assets_dir() / "brand" / DEFAULT_FONTS[key]
+    return _file(folder, data[key], key, where)
 
 
 def _file(folder: Path, value, key: str, where: str) -> Path:

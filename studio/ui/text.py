@@ -60,10 +60,19 @@ def percent(value) -> str:
 
 
 def caption(creative: dict) -> str:
-    """A short gallery caption: cluster name · format · CTR · approval state."""
+    """A short gallery caption: cluster name · format · CTR · copy check · approval state."""
     ctr = "CTR n/a" if creative["predicted_ctr"] is None else \
         f"CTR {percent(creative['predicted_ctr'])}"
-    return f"{creative['name']} · {creative['format']} · {ctr} · {creative['state']}"
+    copy = f" · copy {copy_check(creative['copy'])}" if creative.get("copy") else ""
+    return f"{creative['name']} · {creative['format']} · {ctr}{copy} · {creative['state']}"
+
+
+def copy_check(copy: dict | None) -> str:
+    """Whether a creative's copy read back exactly with OCR: "✓ read back", "✗ misread",
+    or "" without copy."""
+    if not copy:
+        return ""
+    return "✓ read back" if copy["ocr_match"] else "✗ misread"
 
 
 def choice(creative: dict) -> tuple[str, str]:

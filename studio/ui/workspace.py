@@ -33,30 +33,33 @@ import difflib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipelines import load_product, product_from_arrays
+from pipelines import InputError, load_product, product_from_arrays
 from pipelines.engines import load_engine
 from pipelines.presets import get_preset
 
 from ..assets import assets_dir
-from ..creatives.render import RenderOptions, finish, prepare, render
+from ..creatives.render import (RenderOptions, finish, prepare, prepare_with_copy_room,
+                                render)
 from ..errors import StudioError
 from ..files import write_atomic
 from ..inputs.audience import Audience
+from ..inputs.brand import BrandKit
 from ..inputs.catalog import ProductInfo
 from ..inputs.guidelines import Guidelines
 from ..inputs.tables import load_users
 from ..learning.arms import score_and_choose_arms
-from ..prompts import make_generator
+from ..prompts import AdCopy, make_copy_writer, make_generator
 from ..store import Store
 from ..store.pools import prompt_id
 from .images import cutout_preview, editor_value
 from .scoring import PAST_IMPRESSIONS, train_scorer
-from .text import STATES, percent
+from .text import STATES, copy_check, percent
 
 #: The policies the Campaign tab shows, in order (``oracle_user`` is left out: no policy
 #: with cluster context can reach it, and regret is measured against the cluster oracle).
@@ -83,6 +86,7 @@ class Workspace:
         self.prompts: pd.DataFrame | None = None
         self.written: set[str] = set()  # prompt texts the writer wrote (others are edits)
         self.guidelines: Guidelines | None = None
+        self.brand = BrandKit.default()  # the copy's logo, fonts, colours and banned words
         self.states: dict[str, str] = {}  # creative id -> pending/approved/rejected/replaced
         self.files: dict[str, dict[str, str]] = {}  # creative id -> its files' name -> sha256
         self.stale: dict[str, str] = {}  # "prompts"/"creatives" -> why they are out of date
@@ -162,12 +166,28 @@ class Workspace:
     def cluster_names(self) -> dict[int, str]:
         return {c.id: c.name for c in self.audience.clusters_} if self.audience else {}
 
+    # ---------------------------------------------------------- brand kit
+    def load_brand_kit(self, path=None) -> str:
+        """Use the brand kit at ``path`` — a YAML file, or a zip of a kit folder with its
+        logo and fonts (None: the bundled example kit) — for the copy; the creatives
+        rendered with another kit are out of date. Returns a one-line summary."""
+        if path and Path(path).suffix.lower() == ".zip":
+            path = _unpack_kit(Path(path), self.root / "brand-kit")
+        self.brand = BrandKit.load(path) if path else BrandKit.default()
+        self._outdated("the brand kit changed", "creatives")
+        colours = ", ".join(f"{k} #{''.join(f'{c:02X}' for c in v)}"
+                            for k, v in self.brand.colours.items())
+        return (f"brand kit {self.brand.name!r}: {self.brand.headline_font.name}, {colours}"
+                + (f"; banned words: {', '.join(self.brand.banned)}" if self.brand.banned
+                   else ""))
+
     # ------------------------------------------------------------ prompts
     def generate_prompts(self, *, generator: str = "template", n: int = 3, seed: int = 0,
                          guidelines_path=None, model: str | None = None,
                          base_url: str | None = None, current=None,
-                         replace_all: bool = False) -> pd.DataFrame:
-        """Write ``n`` prompts per cluster. Rows of ``current`` (the table on screen) that
+                         replace_all: bool = False, copy: bool = True) -> pd.DataFrame:
+        """Write ``n`` prompts per cluster and (``copy``) a headline and a call to action
+        for each, in the brand kit's tone. Rows of ``current`` (the table on screen) that
         the user edited or added are kept, in place of written ones, unless
         ``replace_all`` (or the audience changed since: they were for other clusters)."""
         self._need_product()
@@ -176,13 +196,20 @@ class Workspace:
         rules = Guidelines.load(guidelines_path) if guidelines_path else None
         writer = make_generator(generator, guidelines=rules, model=model or None,
                                 base_url=base_url or None)
+        copy_writer = make_copy_writer(generator, guidelines=rules, brand=self.brand,
+                                       model=model or None,
+                                       base_url=base_url or None) if copy else None
         names, rows = self.cluster_names(), []
         for cluster in self.audience.clusters_:
             mine = [r for r in kept if r["cluster"] == cluster.id]
             rows += mine
-            for prompt in writer.generate(self.info, cluster, int(n), seed)[:max(0, n - len(mine))]:
+            written = writer.generate(self.info, cluster, int(n), seed)[:max(0, n - len(mine))]
+            copies = copy_writer.write(self.info, cluster, len(written), seed) \
+                if copy_writer and written else [None] * len(written)
+            for prompt, ad in zip(written, copies):
                 rows.append({"cluster": cluster.id, "audience": names[cluster.id],
                              "prompt": prompt.text,
+                             "headline": ad.headline if ad else "", "cta": ad.cta if ad else "",
                              "source": prompt.source + (" (fallback)" if prompt.fallback else "")})
         self.written = {r["prompt"] for r in rows if r["source"] != "edited"}
         self.prompts, self.guidelines = pd.DataFrame(rows), rules
@@ -200,7 +227,8 @@ class Workspace:
             return []
         names = self.cluster_names()
         return [{"cluster": int(r["cluster"]), "audience": names[int(r["cluster"])],
-                 "prompt": str(r["prompt"]).strip(), "source": "edited"}
+                 "prompt": str(r["prompt"]).strip(), "headline": _text(r.get("headline")),
+                 "cta": _text(r.get("cta")), "source": "edited"}
                 for r in frame.to_dict("records")
                 if str(r["prompt"]).strip() and str(r["prompt"]).strip() not in self.written
                 and pd.notna(pd.to_numeric(r["cluster"], errors="coerce"))
@@ -231,18 +259,32 @@ class Workspace:
                     changes.append(f"row {row}: {_what_changed(text, new)}")
                 enforced.append(new)
             frame["prompt"] = enforced
-        columns = ["cluster", "audience", "prompt", *([c for c in ("source",) if c in frame])]
+        for column in ("headline", "cta"):
+            frame[column] = [_text(v) for v in frame[column]] if column in frame else ""
+        for row, (headline, cta) in enumerate(zip(frame["headline"], frame["cta"]), start=1):
+            if headline or cta:  # a bad or banned copy fails here, before any render
+                try:
+                    ad = AdCopy(headline, cta)
+                except StudioError as exc:
+                    raise StudioError(f"row {row}: {exc}") from None
+                for text in (ad.headline, ad.cta):
+                    self.brand.check_copy(text)
+        columns = ["cluster", "audience", "prompt", "headline", "cta",
+                   *([c for c in ("source",) if c in frame])]
         self.prompts = frame[columns].reset_index(drop=True)
         return changes
 
     # ------------------------------------------------------------- render
     def render(self, *, presets=("feed-4:5",), engine: str = "auto", size: str | None = None,
-               area: float = 0.3, anchor: str = "bottom", seed: int = 0,
+               area: float = 0.3, anchor: str = "bottom", seed: int = 0, copy: bool = True,
                progress=None) -> list[dict]:
         """Render every prompt in every preset (at the preset's exact size; ``size``, a
         long side or WxH, renders the preset's format at that size instead) into a fresh
         store, score every creative (``self.scoring`` says with what) and make every prompt
-        an arm. Every creative starts pending. A new render starts a new campaign.
+        an arm. With ``copy``, each prompt's headline and CTA are laid over its creatives
+        in the brand kit's style (the product placed smaller where they would not fit
+        beside it) and read back with OCR. Every creative starts pending. A new render
+        starts a new campaign.
         ``progress(fraction, desc)`` hears of every creative and every later phase."""
         self._need_product()
         self._need_audience()
@@ -263,7 +305,8 @@ class Workspace:
         store = self._fresh_store()
         self.world, self.scoring, self.campaign, self.model = None, None, [], None
         self.states, self.files = {}, {}
-        jobs = [(int(row.cluster), str(row.prompt), name, seed)
+        jobs = [(int(row.cluster), str(row.prompt), name, seed,
+                 _copy(row.headline, row.cta) if copy else None)
                 for row in self.prompts.itertuples() for name in presets]
         self._render_jobs(store, jobs, report, end=RENDERED)
         report(RENDERED, desc=f"training the reward model on {PAST_IMPRESSIONS:,} simulated "
@@ -291,7 +334,9 @@ class Workspace:
         store = self._store()
         first = 1 + max(r["seed"] for r in store.creatives())
         preset = creative["preset"]
-        jobs = [(creative["cluster"], creative["manifest"]["prompt"], preset, first + i)
+        written = creative["manifest"].get("copy")
+        ad = AdCopy(written["headline"], written["cta"]) if written else None
+        jobs = [(creative["cluster"], creative["manifest"]["prompt"], preset, first + i, ad)
                 for i in range(1 if replace else int(n))]
         notes = self._render_jobs(store, jobs, report, end=0.8)
         self._score(store, report, start=0.8)
@@ -299,24 +344,35 @@ class Workspace:
             self.states[creative_id] = "replaced"
         return [note["manifest"]["id"] for note in notes]
 
-    def _options(self, text: str, preset: str, seed: int) -> RenderOptions:
+    def _options(self, text: str, preset: str, seed: int, ad: AdCopy | None) -> RenderOptions:
         size, place = self.settings["size"], dict(area=self.settings["area"],
-                                                  anchor=self.settings["anchor"])
+                                                  anchor=self.settings["anchor"],
+                                                  copy=ad, brand=self.brand if ad else None)
         if size:
             return RenderOptions(prompt=text, format=get_preset(preset).format, size=size,
                                  seed=seed, **place)
         return RenderOptions(prompt=text, preset=preset, seed=seed, **place)
 
     def _render_jobs(self, store: Store, jobs: list[tuple], report, *, end: float) -> list[dict]:
-        """Render ``jobs`` (cluster, prompt, preset, seed) into ``store``, reporting each
-        creative's engine steps over the progress bar up to ``end``; new ones pending."""
+        """Render ``jobs`` (cluster, prompt, preset, seed, copy or None) into ``store``,
+        reporting each creative's engine steps over the progress bar up to ``end``; new
+        ones pending. A prompt with copy is its own arm (the bandit learns copy × image)."""
         chosen, notice = self.engine
-        category, notes = self.info.category, []
-        for i, (cluster_id, text, preset, seed) in enumerate(jobs):
+        category, notes, arms = self.info.category, [], {}
+        for i, (cluster_id, text, preset, seed, ad) in enumerate(jobs):
             desc = f"rendering creative {i + 1} of {len(jobs)}"
             report(end * i / len(jobs), desc=desc)
-            options = self._options(text, preset, seed)
-            placed = prepare(self.product, options)
+            options, left_out = self._options(text, preset, seed, ad), None
+            try:
+                placed, options = prepare_with_copy_room(self.product, options)
+            except InputError as exc:
+                if ad is None:
+                    raise
+                # A quick preview size can be too small for legible copy: the creative is
+                # still worth seeing, without it, and the warning says so.
+                options, left_out = replace(options, copy=None, brand=None), str(exc)
+                placed = prepare(self.product, options)
+            ad = options.copy  # what the creative carries (the arm's key includes it)
 
             def step(done, total, i=i, desc=desc):
                 report(end * (i + done / max(total, 1)) / len(jobs), desc=desc)
@@ -325,18 +381,22 @@ class Workspace:
             finished = finish(creative, placed, self.product, options, chosen, notice=notice)
             files = {name: store.put_file(data) for name, data in finished.files.items()}
             manifest = finished.manifest
-            pid = prompt_id(category, cluster_id, text)
+            if left_out:
+                manifest["warnings"].append(f"rendered without its headline and CTA: "
+                                            f"{left_out}")
+            key = f"{text}\n{ad.headline} | {ad.cta}" if ad else text
+            pid = prompt_id(category, cluster_id, key)
+            arms[pid] = (cluster_id, text, {"copy": ad.as_dict()} if ad else {})
             notes.append({"job_key": f"{pid}|{preset}|{seed}", "product_id": self.info.name,
                           "prompt_id": pid, "cluster_id": int(cluster_id),
                           "format": manifest["format"], "seed": seed,
                           "image_sha256": files[manifest["image"]],
                           "mask_sha256": files[manifest["mask"]], "bytes": finished.bytes,
                           "manifest": {**manifest, "product_id": self.info.name}, "files": files})
-        store.add_prompts({"prompt_id": prompt_id(category, cluster_id, text),
-                           "category": category, "cluster_id": cluster_id, "text": text,
-                           "negative_prompt": "", "tags": "{}", "source": "ui"}
-                          for cluster_id, text in {(n["cluster_id"], n["manifest"]["prompt"])
-                                                   for n in notes})
+        store.add_prompts({"prompt_id": pid, "category": category, "cluster_id": cluster_id,
+                           "text": text, "negative_prompt": "", "tags": json.dumps(tags),
+                           "source": "ui"}
+                          for pid, (cluster_id, text, tags) in arms.items())
         store.add_creatives(notes)  # may rename a creative whose pixels repeat another's
         for note in notes:
             self.states[note["manifest"]["id"]] = "pending"
@@ -371,7 +431,8 @@ class Workspace:
                  "path": str(store.file_path(r["image_sha256"])),
                  "files": {name: str(store.file_path(sha))
                            for name, sha in self.files.get(r["creative_id"], {}).items()},
-                 "manifest": r["manifest"], "state": self.states.get(r["creative_id"], "pending")}
+                 "manifest": r["manifest"], "copy": r["manifest"].get("copy"),
+                 "state": self.states.get(r["creative_id"], "pending")}
                 for i, r in enumerate(shown, start=1)]
 
     def creative_table(self) -> pd.DataFrame:
@@ -380,7 +441,9 @@ class Workspace:
         return pd.DataFrame([{"#": c["number"], "id": c["id"], "audience": c["name"],
                               "format": c["format"],
                               "size": "x".join(map(str, c["manifest"]["size"])),
-                              "predicted CTR": percent(c["predicted_ctr"]), "state": c["state"]}
+                              "predicted CTR": percent(c["predicted_ctr"]),
+                              "headline": c["copy"]["headline"] if c["copy"] else "",
+                              "copy read back": copy_check(c["copy"]), "state": c["state"]}
                              for c in self.creatives()])
 
     def creative(self, creative_id: str) -> dict:
@@ -430,7 +493,10 @@ class Workspace:
                  "x".join(map(str, b["manifest"]["size"]))),
                 ("predicted CTR", percent(a["predicted_ctr"]), percent(b["predicted_ctr"])),
                 ("state", a["state"], b["state"]), ("seed", a["seed"], b["seed"]),
-                ("prompt", a["manifest"]["prompt"], b["manifest"]["prompt"])]
+                ("prompt", a["manifest"]["prompt"], b["manifest"]["prompt"]),
+                ("headline", *(c["copy"]["headline"] if c["copy"] else "" for c in (a, b))),
+                ("call to action", *(c["copy"]["cta"] if c["copy"] else "" for c in (a, b))),
+                ("copy read back", copy_check(a["copy"]), copy_check(b["copy"]))]
         return pd.DataFrame([{"": k, "A": str(x), "B": str(y)} for k, x, y in rows])
 
     # ----------------------------------------------------------- staleness
@@ -563,7 +629,8 @@ class Workspace:
         buffer, table = io.BytesIO(), io.StringIO()
         writer = csv.writer(table)
         writer.writerow(["creative_id", "cluster_id", "audience", "format", "size",
-                         "predicted_ctr", "prompt", "file", "mask"])
+                         "predicted_ctr", "prompt", "headline", "cta", "copy_read_back",
+                         "file", "mask"])
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for c in approved:
                 manifest = c["manifest"]
@@ -573,6 +640,8 @@ class Workspace:
                 writer.writerow([c["id"], c["cluster"], c["name"], c["format"],
                                  "x".join(map(str, manifest["size"])),
                                  percent(c["predicted_ctr"]), manifest["prompt"],
+                                 *((c["copy"]["headline"], c["copy"]["cta"])
+                                   if c["copy"] else ("", "")), copy_check(c["copy"]),
                                  manifest["image"], manifest["mask"]])
             archive.writestr("creatives.csv", table.getvalue())
         path = self.root / "approved-creatives.zip"
@@ -605,6 +674,52 @@ class Workspace:
     def _need_audience(self) -> None:
         if self.audience is None:
             raise StudioError("fit the audience first (Audience tab)")
+
+
+#: The largest brand kit zip unpacked (its logo and fonts), in bytes once unpacked.
+MAX_KIT_BYTES = 50_000_000
+
+
+def _unpack_kit(archive: Path, folder: Path) -> Path:
+    """Unpack a brand kit zip into ``folder`` (emptied first) and return its YAML file
+    (the shallowest one). Refused: not a zip, members outside the folder, over
+    ``MAX_KIT_BYTES`` unpacked, no YAML file."""
+    import shutil
+
+    try:
+        with zipfile.ZipFile(archive) as kit:
+            members = [m for m in kit.infolist() if not m.is_dir()]
+            for member in members:
+                parts = Path(member.filename).parts
+                if Path(member.filename).is_absolute() or ".." in parts:
+                    raise StudioError(f"brand kit {archive.name}: {member.filename!r} points "
+                                      "outside the kit")
+            if sum(m.file_size for m in members) > MAX_KIT_BYTES:
+                raise StudioError(f"brand kit {archive.name} unpacks to more than "
+                                  f"{MAX_KIT_BYTES // 1_000_000} MB")
+            yamls = sorted((m.filename for m in members
+                            if m.filename.lower().endswith((".yaml", ".yml"))),
+                           key=lambda name: (len(Path(name).parts), name))
+            if not yamls:
+                raise StudioError(f"brand kit {archive.name} holds no YAML file (kit.yaml)")
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            kit.extractall(folder, members)
+    except zipfile.BadZipFile:
+        raise StudioError(f"brand kit {archive.name} is not a zip file") from None
+    return folder / yamls[0]
+
+
+def _text(value) -> str:
+    """A table cell as text ("" for an empty or missing cell)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) \
+        else " ".join(str(value).split())
+
+
+def _copy(headline, cta) -> AdCopy | None:
+    """The copy of a prompt row, or None when it has neither headline nor CTA."""
+    headline, cta = _text(headline), _text(cta)
+    return AdCopy(headline, cta) if headline or cta else None
 
 
 def _percent(value) -> str | None:
