@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install bench ui clean
 
-$(STAMP): pyproject.toml
+# Re-run when the Makefile's own installs change too (e.g. nudenet, added later).
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml
 	# The Open Bandit Dataset sample ships inside obp; obp pins old dependencies, so it is
 	# installed without them and only its data (and, in bench/ and tests, its estimators) is used.
 	$(PY) -m pip install --quiet --no-deps --ignore-requires-python obp==0.5.7
+	# The safety gate's NSFW detector: only nudenet's bundled ONNX model is used. Without its
+	# dependencies: its opencv-python-headless would overwrite cv2/ of opencv-python.
+	$(PY) -m pip install --quiet --no-deps "nudenet>=3.4"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,6 +45,8 @@ bench: $(STAMP)
 	$(PY) bench/audience_prompts.py
 	$(PY) bench/api_load.py
 	$(PY) bench/evaluation.py
+	$(PY) bench/signing_overhead.py
+	$(PY) bench/watermark_survival.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

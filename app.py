@@ -199,6 +199,18 @@ def reject(creative_id, state):
 
 
 @guarded(outputs=5)
+def override_block(creative_id, reviewer, reason, state):
+    """A reviewer lets the picked blocked creative through, with a recorded reason."""
+    ws = _workspace(state)
+    if not creative_id:
+        raise StudioError("pick a creative first (click its thumbnail)")
+    ws.override_safety(creative_id, reviewer, reason)
+    return (done(f"creative {ws.creative(creative_id)['number']} overridden by "
+                 f"{reviewer.strip()}: pending approval; it joins the arms at the next render"),
+            gallery_items(ws.creatives()), *_picks(ws, creative_id), ws)
+
+
+@guarded(outputs=5)
 def approve_all(state):
     ws = _workspace(state)
     count = ws.approve_all()
@@ -369,6 +381,12 @@ def build() -> gr.Blocks:
                 reject_button = gr.Button("Reject", elem_id="reject")
                 approve_rest = gr.Button("Approve all pending", elem_id="approve-all")
             with gr.Row():
+                reviewer = gr.Textbox(label="Reviewer", elem_id="override-reviewer")
+                override_reason = gr.Textbox(label="Why the picked blocked creative may be "
+                                             "served (recorded)", elem_id="override-reason")
+                override_button = gr.Button("Override the safety block",
+                                            elem_id="override")
+            with gr.Row():
                 variations = gr.Slider(1, 8, value=2, step=1, label="Variations")
                 vary_button = gr.Button("Make variations (new seeds)", elem_id="vary")
                 regenerate = gr.Button("Regenerate (new seed, replaces it)",
@@ -448,6 +466,8 @@ def build() -> gr.Blocks:
         approve_button.click(approve, [pick, state], [status, *picked], api_name="approve")
         reject_button.click(reject, [pick, state], [status, *picked], api_name="reject")
         approve_rest.click(approve_all, [state], [status, *picked], api_name="approve_all")
+        override_button.click(override_block, [pick, reviewer, override_reason, state],
+                              [status, *picked], api_name="override")
         vary_button.click(vary, [pick, variations, gr.State(False), state], [status, *picked],
                           api_name="vary")
         regenerate.click(vary, [pick, gr.State(1), gr.State(True), state], [status, *picked],

@@ -31,7 +31,9 @@ class Creative:
     """One rendered creative. ``seed`` is the seed of the accepted attempt; ``attempts``
     lists every (seed, expansion) tried; ``passed`` is False when no attempt met the
     expansion limit (the best one is kept). ``kept`` marks the pixels taken unchanged
-    from the placed layer (product, and the old photo when outpainting)."""
+    from the placed layer (product, and the old photo when outpainting).
+    ``sd_nsfw_flag`` is the Stable Diffusion safety checker's verdict on the accepted
+    attempt (None: the engine ran no safety checker)."""
 
     image: np.ndarray
     seed: int
@@ -41,6 +43,7 @@ class Creative:
     attempts: list = field(default_factory=list)
     passed: bool = True
     seconds: float = 0.0
+    sd_nsfw_flag: bool | None = None
 
 
 class CreativeRenderer:
@@ -87,8 +90,10 @@ class CreativeRenderer:
                                  negative_prompt=negative_prompt, steps=steps,
                                  guidance=guidance, control_image=control, callback=callback)
             per_image = (time.perf_counter() - started) / len(tries)
+            # The sd engine's ``RenderedImages`` carry its safety checker's flags.
+            flags = getattr(images, "nsfw_flags", None) or [None] * len(tries)
             still_failing = []
-            for requested, seed, raw in zip(pending, tries, images):
+            for requested, seed, raw, flag in zip(pending, tries, images, flags):
                 image = composite(raw, placed, weights)
                 scores = {"expansion": expansion_score(image, placed.mask),
                           "seam": seam_score(image, to_generate)}
@@ -97,7 +102,8 @@ class CreativeRenderer:
                 attempts = (previous.attempts if previous else []) + [
                     {"seed": seed, "expansion": round(scores["expansion"], 5)}]
                 if previous is None or scores["expansion"] < previous.scores["expansion"]:
-                    best[requested] = Creative(image, seed, requested, scores, kept, passed=ok)
+                    best[requested] = Creative(image, seed, requested, scores, kept, passed=ok,
+                                               sd_nsfw_flag=flag)
                 best[requested].attempts = attempts
                 best[requested].seconds += per_image
                 if not ok:

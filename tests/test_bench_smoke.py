@@ -107,3 +107,19 @@ def test_evaluation_bench_quick():
         max(out["regret_ratio"], out["regret_ratio_no_drift"]) <= 0.5)
     assert goals["ope_coverage_90_to_98"] is all(0.9 <= v <= 0.98 for v in out["ope_coverage"].values())
     assert goals["pairwise_at_least_0.9_oracle"] is (out["reward_model"]["pairwise_ratio"] >= 0.9)
+
+
+def test_watermark_survival_bench_quick():
+    out = _last_json(["bench/watermark_survival.py", "--sizes", "512", "--prompts", "1"])
+    survival = out["survival"]
+    assert set(survival) >= {"png", "jpeg85", "half", "half, restored"}
+    assert survival["png"]["512"] == 1.0  # an untouched file always decodes
+    assert all(0.0 <= rates["512"] <= 1.0 for rates in survival.values())
+    assert out["marked"]["512"] + out["skipped"]["512"] == 5
+
+
+def test_signing_overhead_bench_quick():
+    out = _last_json(["bench/signing_overhead.py", "--rounds", "1"])
+    assert out["preset"] == "feed-4:5" and out["publish_ms"] > 0
+    assert out["median_overhead_ratio"] == pytest.approx(
+        (out["sign_ms"] + out["verify_ms"]) / out["publish_ms"], rel=0.05)

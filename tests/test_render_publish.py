@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipelines import load_product
 from studio import files as files_module
-from studio.creatives.render import RenderOptions, prepare, publish, render
+from studio.creatives.render import RenderOptions, png_bytes, prepare, publish, render
 
 REQUIRED = {"id", "image", "mask", "engine", "model_id", "prompt", "negative_prompt", "seed",
             "steps", "guidance", "mode", "format", "size", "placement", "product", "scores",
@@ -34,7 +34,9 @@ def test_publish_writes_image_mask_and_manifest(tmp_path, cutout_png, tiny_engin
     png = tmp_path / manifest["image"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [manifest["image"], manifest["mask"], f"{manifest['id']}.json"])
-    assert manifest["id"] == hashlib.sha256(png.read_bytes()).hexdigest()[:20]
+    # The id is the sha256 of the pixels' canonical PNG encoding (before the file's marks).
+    pixels = np.asarray(Image.open(png))
+    assert manifest["id"] == hashlib.sha256(png_bytes(pixels)).hexdigest()[:20]
     assert json.loads((tmp_path / f"{manifest['id']}.json").read_text()) == manifest
     assert REQUIRED <= manifest.keys()
     assert manifest["engine"] == "tiny" and manifest["steps"] == 2 and manifest["seed"] == 4

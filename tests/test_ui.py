@@ -129,6 +129,11 @@ def test_brand_kit_and_copy_overlay_through_the_api(client, tmp_path):
     from PIL import Image
 
     assert all(Image.open(_path(item["image"])).size == (1080, 1920) for item in gallery)
+    # The kit bans "enamel", which the prompts (the product's title) hold: the safety gate
+    # blocks both creatives until a reviewer overrides them.
+    assert all("blocked: banned word 'enamel' in the prompt" in item["caption"] for item in gallery)
+    for row in out[3]["data"]:
+        client.predict(row[1], "ann", "enamel is the product's material", api_name="/override")
     client.predict(api_name="/approve_all")
     status, archive = client.predict(api_name="/export")
     with zipfile.ZipFile(archive) as z:
@@ -142,6 +147,13 @@ def test_brand_kit_and_copy_overlay_through_the_api(client, tmp_path):
         assert {manifest["image"], manifest["mask"], copy["background"], copy["layer"]} <= set(names)
     assert {r["headline"] for r in rows} == {m["copy"]["headline"] for m in manifests}
     assert {r["copy_read_back"] for r in rows} == {"✓ read back"}
+    assert {r["ai_generated"] for r in rows} == {
+        "yes: compositeWithTrainedAlgorithmicMedia (XMP), not signed"}
+    from pipelines.disclosure import COMPOSITE, read_disclosure
+
+    with zipfile.ZipFile(archive) as z:  # the exported files carry the marking themselves
+        assert all(read_disclosure(z.read(m["image"]))["source_type"] == COMPOSITE
+                   for m in manifests)
 
     # A banned word typed into the table stops the render with a readable line.
     table["data"][0][3] = "Enamel dreams"
@@ -282,6 +294,53 @@ def test_approval_starts_pending_and_shows_on_every_thumbnail(client):
         csv_text = z.read("creatives.csv").decode()
     assert {manifest["image"], manifest["mask"]} <= names  # every file the manifest names
     assert re.search(r",\d+\.\d\d%,", csv_text) and "0.0" not in csv_text.split("\n")[1]
+
+
+def test_a_blocked_creative_needs_a_reviewers_override_to_be_approved(client, tmp_path):
+    """The safety gate blocks creatives whose prompt holds a word the brand kit bans: the
+    caption and the table say why, approval is refused, an override needs a reason, and an
+    overridden creative is recorded in the store, approved and exported alone."""
+    import shutil
+
+    from gradio_client import handle_file
+
+    from studio.store import Store
+
+    kit = tmp_path / "kit"
+    shutil.copytree(REPO / "assets" / "brand", kit)
+    (kit / "kit.yaml").write_text((kit / "kit.yaml").read_text().replace("banned: [",
+                                                                         "banned: [enamel, "))
+    client.predict(handle_file(shutil.make_archive(str(tmp_path / "kit"), "zip", kit)),
+                   api_name="/brand_kit")
+    out = client.predict(_ready(client, k=2, n=1), ["feed-1:1"], "backdrop", "256", 0.3,
+                         "bottom", True, api_name="/render")
+    gallery, table = out[1], out[3]
+    why = "blocked: banned word 'enamel' in the prompt"
+    assert all(item["caption"].endswith(f"· {why}") for item in gallery)
+    assert [row[-1] for row in table["data"]] == [why, why]
+    ids = [row[1] for row in table["data"]]
+    status = client.predict(ids[0], api_name="/approve")[0]
+    assert status.startswith("**Error:** creative 1 is blocked: banned word 'enamel'")
+    assert "override" in status
+    status = client.predict(ids[0], "ann", " ", api_name="/override")[0]
+    assert status == "**Error:** an override needs a reason"
+    status, gallery, table, *_ = client.predict(ids[0], "ann", "enamel is the material",
+                                                api_name="/override")
+    assert status.startswith("**Done:** creative 1 overridden by ann")
+    assert gallery[0]["caption"].endswith("· pending") and table["data"][1][-1] == why
+    status = client.predict(ids[0], "ann", "again", api_name="/override")[0]
+    assert "already overridden" in status
+    assert client.predict(ids[0], api_name="/approve")[0].startswith("**Done:**")
+    assert client.predict(api_name="/approve_all")[0].startswith("**Done:** 0 pending")
+    status, archive = client.predict(api_name="/export")
+    assert status.startswith("**Done:** exported 1 of 2 creatives")
+    with zipfile.ZipFile(archive) as z:
+        assert f"{ids[0]}.json" in z.namelist() and f"{ids[1]}.json" not in z.namelist()
+    [store] = [p.parent for p in UI_TMP.rglob("store.db")
+               if any(r["creative_id"] == ids[0] for r in Store(p.parent).blocked_creatives())]
+    [record] = [r for r in Store(store).blocked_creatives() if r["override"]]
+    assert record["override"]["reviewer"] == "ann"
+    assert record["override"]["reason"] == "enamel is the material"
 
 
 def test_mask_editor_paints_over_the_photo_and_preview_is_a_cutout(client):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -305,3 +306,31 @@ def test_variations_regenerate_and_compare(tmp_path):
     assert table.loc["seed", "A"] != table.loc["seed", "B"]
     with pytest.raises(StudioError, match="unknown creative"):
         ws.vary(first["id"], 1)  # set aside: no longer one of the creatives
+
+
+def test_with_studio_signing_the_ui_signs_and_the_export_says_so(tmp_path, monkeypatch):
+    """STUDIO_SIGNING set for the UI's process: every creative it renders is signed (C2PA,
+    trusted with the folder's CA), and the export CSV's ai_generated column says so."""
+    import csv
+    import io
+
+    from studio.creatives.credentials import init_keys, verify
+
+    keys = Path(init_keys(tmp_path / "keys")["folder"])
+    monkeypatch.setenv("STUDIO_SIGNING", str(keys))
+    ws = Workspace(tmp_path / "ws")
+    ws.load_product(str(REPO / "assets/products/bottle.png"), category="beverage")
+    ws.fit_audience(k=2)
+    ws.generate_prompts(n=1, copy=False)
+    creatives = ws.render(engine="backdrop", size="96", copy=False)
+    ca = (keys / "ca.pem").read_bytes()
+    assert all(verify(Path(c["path"]).read_bytes(), trust_anchors=ca)["state"] == "trusted"
+               for c in creatives)
+    ws.approve_all()
+    path, _ = ws.export()
+    with zipfile.ZipFile(path) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("creatives.csv").decode())))
+        assert all(verify(archive.read(c["manifest"]["image"]), trust_anchors=ca)["state"]
+                   == "trusted" for c in creatives)
+    assert {r["ai_generated"] for r in rows} == {
+        "yes: compositeWithTrainedAlgorithmicMedia (XMP), C2PA signed"}

@@ -36,6 +36,15 @@ SCHEDULERS = {
     "lcm": "LCMScheduler",
 }
 
+class RenderedImages(list):
+    """The images of one engine call, with the pipeline safety checker's flag per image
+    (``nsfw_flags``; None when the pipeline has no safety checker, e.g. ``tiny``)."""
+
+    def __init__(self, images, nsfw_flags: list[bool] | None):
+        super().__init__(images)
+        self.nsfw_flags = nsfw_flags
+
+
 _PIPELINES: dict[tuple, object] = {}
 _DEFAULT_SCHEDULERS: dict[int, object] = {}  # id(pipeline) -> the scheduler it loaded with
 _LOCK = threading.Lock()
@@ -125,7 +134,9 @@ class DiffusionEngine:
         if getattr(self.pipe, "_interrupt", False):
             raise RenderCancelled("rendering was cancelled")
         images = (np.asarray(result.images) * 255).round().astype(np.uint8)
-        return [np.ascontiguousarray(im[:h, :w]) for im in images]
+        flags = getattr(result, "nsfw_content_detected", None)  # SDXL outputs have none
+        return RenderedImages([np.ascontiguousarray(im[:h, :w]) for im in images],
+                              [bool(f) for f in flags] if flags is not None else None)
 
     def describe(self) -> dict:
         return {

@@ -128,6 +128,10 @@ def render(
     brand_kit: Optional[Path] = typer.Option(None, help="Brand kit (YAML: logo, fonts, "
                                              "colours, tone, banned words) for the copy. "
                                              "Default: the example kit in assets/brand/."),
+    signing: Optional[Path] = typer.Option(None, envvar="STUDIO_SIGNING", help="Sign each "
+                                           "creative with C2PA content credentials: a folder "
+                                           "with signing.yaml (`studio keys init DIR` makes a "
+                                           "development one). Default: $STUDIO_SIGNING."),
 ) -> None:
     """Render creatives of one product for one prompt (optionally with a headline and a
     call to action laid over them, at a platform preset's exact size)."""
@@ -139,6 +143,7 @@ def render(
     from ..progress import step_progress
     from ..creatives.render import RenderOptions, prepare, publish
     from ..creatives.render import render as render_creatives
+    from ..creatives.credentials import Signing
     from ..inputs.brand import BrandKit
     from ..prompts.copy import AdCopy
 
@@ -164,6 +169,7 @@ def render(
             max_attempts=max_attempts, watermark=watermark, preset=preset,
             copy=AdCopy(headline or "", cta or "") if headline or cta else None,
             brand=BrandKit.load(brand_kit) if brand_kit else None,
+            signing=Signing.load(signing) if signing else None,  # a bad key fails here
         )
         if brand_kit and options.copy is None:
             raise InputError("--brand-kit styles the copy: give --headline and/or --cta")

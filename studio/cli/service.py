@@ -51,6 +51,14 @@ def batch(
                                "with each copy, so the arms are (scene, copy) pairs."),
     brand_kit: Optional[Path] = typer.Option(None, help="Brand kit for the copy (default: "
                                              "assets/brand/kit.yaml)."),
+    nsfw_threshold: float = typer.Option(0.5, help="Safety gate: a creative this run renders "
+                                         "whose NSFW score (0..1) is at or over this is "
+                                         "blocked, never an arm, never served (`studio "
+                                         "safety list`)."),
+    signing: Optional[Path] = typer.Option(None, envvar="STUDIO_SIGNING", help="Sign every "
+                                           "creative with C2PA content credentials (a folder "
+                                           "from `studio keys init`); the API then serves the "
+                                           "signed files. Default: $STUDIO_SIGNING."),
 ) -> None:
     """Render a catalog for an audience into a store; rerun to resume."""
     from ..learning.batch import EXECUTORS, BatchSettings, run_batch
@@ -68,7 +76,8 @@ def batch(
             max_bytes=int(max_bytes) if max_bytes is not None else None,
             reward_model=str(reward_model) if reward_model else None, watermark=watermark,
             executor=executor, workers=workers, ray_address=ray_address, copies=copies,
-            brand_kit=str(brand_kit) if brand_kit else None)
+            brand_kit=str(brand_kit) if brand_kit else None, nsfw_threshold=nsfw_threshold,
+            signing=str(signing) if signing else None)
         summary = run_batch(catalog, audience, store, settings, echo=typer.echo,
                             store_folder=store_folder)
     if summary:

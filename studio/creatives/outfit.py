@@ -25,7 +25,7 @@ from pipelines.engines import load_engine, preview_notice
 from pipelines.fashion import MIN_ITEM_PRESENCE, build_board, check_category, complete_outfit
 
 from ..files import atomic_files
-from .render import library_versions
+from .versions import library_versions
 
 
 def run_outfit(items, category: str, *, history=(), out: Path, engine: str = "auto",

@@ -3,8 +3,9 @@
 This is the one render path every face uses (CLI, demo, batch, UI): load and validate
 the product, place it for the ad format (or a platform preset), render with an engine,
 then publish each creative as ``<id>.png`` + ``<id>.mask.png`` + ``<id>.json`` (its
-manifest), written atomically, the manifest last. ``<id>`` is derived from the image
-bytes, so the same render published twice is the same file.
+manifest), written atomically, the manifest last. ``<id>`` is derived from the image's
+PNG encoding, so the same render published twice has the same id. The published file
+carries the AI disclosure (XMP) and, with signing configured, C2PA content credentials.
 
 With ad copy, the headline and CTA are laid out off the product in the brand's style and
 read back with OCR; the background without text (``<id>.background.png``) and the copy
@@ -17,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import platform
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +44,16 @@ from ..inputs.brand import BrandKit
 from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT
 from ..prompts.copy import AdCopy
 from .ad_copy import copy_manifest, lay_out_copy
+from .credentials import Signing
+from .provenance import mark
+from .safety import SafetySettings, check_creative
+from .versions import library_versions
 
 MANIFEST_VERSION = 1
 #: (anchor, area) tried in order when copy does not fit beside the product: a smaller
 #: product low, then to one side (a tall product leaves a column free), then smaller.
 COPY_PLACEMENTS = (("bottom", 0.2), ("left", 0.2), ("right", 0.2), ("bottom", 0.12),
                    ("left", 0.12))
-_VERSIONED = ("creative-studio", "torch", "diffusers", "transformers", "numpy", "pillow",
-              "opencv-python", "invisible-watermark")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class RenderOptions:
     preset: str | None = None
     copy: AdCopy | None = None
     brand: BrandKit | None = None
+    safety: SafetySettings = SafetySettings()
+    #: C2PA signing (``studio keys init`` / ``--signing DIR`` / ``STUDIO_SIGNING``); None:
+    #: the file carries the disclosure but no credentials.
+    signing: Signing | None = None
 
     @property
     def canvas(self) -> tuple[str, str | None]:
@@ -165,9 +170,11 @@ class Finished:
 
 def finish(creative: Creative, placed: PlacedProduct, product: Product,
            options: RenderOptions, engine: Engine, *, notice: str | None = None) -> Finished:
-    """Crop to the preset, lay the copy out, watermark (when asked and reliable), encode
-    and read the copy back with OCR. The id is derived from the final image's bytes.
-    ``notice`` is the engine's fallback notice, recorded at the top of the manifest."""
+    """Crop to the preset, lay the copy out, watermark (when asked and reliable), encode,
+    read the copy back with OCR, run the safety gate, and mark the file (the AI
+    disclosure; C2PA credentials with ``options.signing``). The id is derived from the
+    image's PNG encoding before the marks (they hold a time: the same pixels keep their
+    id). ``notice`` is the engine's fallback notice, recorded at the top of the manifest."""
     started = time.perf_counter()
     if options.preset is not None:
         creative, placed = crop_to_preset(creative, placed, get_preset(options.preset))
@@ -180,21 +187,36 @@ def finish(creative: Creative, placed: PlacedProduct, product: Product,
         image, watermark = embed_watermark(image, payload, creative.kept)
     else:
         watermark = {"status": "skipped", "reason": "disabled (--no-watermark)"}
-    png = _png_bytes(image)
+    png = png_bytes(image)
     creative_id = hashlib.sha256(png).hexdigest()[:20]
     files = {f"{creative_id}.png": png,
-             f"{creative_id}.mask.png": _png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))}
+             f"{creative_id}.mask.png": png_bytes(np.where(placed.mask, 255, 0).astype(np.uint8))}
     manifest = _manifest(creative_id, creative, placed, product, options, engine, watermark,
                          preview_notice(engine, notice))
     if layout is not None:
-        files[f"{creative_id}.background.png"] = _png_bytes(creative.image)
-        files[f"{creative_id}.copy.png"] = _png_bytes(layout.layer)
+        files[f"{creative_id}.background.png"] = png_bytes(creative.image)
+        files[f"{creative_id}.copy.png"] = png_bytes(layout.layer)
         manifest["copy"] = copy_manifest(creative_id, image, layout, options.copy,
                                          options.brand)
         if not manifest["copy"]["ocr_match"]:
             manifest["warnings"].append(
                 "the copy did not read back exactly with OCR: read "
                 + "; ".join(f"{k} {v!r}" for k, v in manifest["copy"]["read"].items()))
+    # The safety gate, on the finished image, its prompt, copy and OCR text (store: blocked).
+    copied, brand = manifest.get("copy") or {}, options.brand or (
+        BrandKit.default() if options.copy is not None else None)
+    manifest["safety"] = check_creative(
+        image, prompt=options.prompt,
+        copy_texts=[t for t in (copied.get("headline"), copied.get("cta")) if t],
+        ocr_texts=list((copied.get("read") or {}).values()),
+        banned=brand.banned if brand else (), sd_nsfw_flag=creative.sd_nsfw_flag,
+        settings=options.safety)
+    if manifest["safety"]["blocked"]:
+        manifest["warnings"].append("blocked by the safety gate: "
+                                    + "; ".join(manifest["safety"]["reasons"]))
+    # In the file: the AI disclosure, then (when configured) the C2PA credentials.
+    files[manifest["image"]], recorded = mark(png, manifest, product.sha256, options.signing)
+    manifest.update(recorded)
     manifest["timings"]["publish_s"] = round(time.perf_counter() - started, 4)
     return Finished(files, manifest)
 
@@ -265,17 +287,8 @@ def _warnings(creative: Creative) -> list[str]:
     return warnings
 
 
-def library_versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _png_bytes(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
+    """The canonical PNG encoding of an image: a creative's id is the sha256 of it."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue()

@@ -20,12 +20,18 @@ def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int
     their prior CTR and prior strength (``model.metadata_["prior_impressions"]``, the
     reward model's calibrated trust, when it has one). With ``replace_arms`` the active
     arms become exactly this selection (a new reward model re-chooses the pool); else
-    arms are added or re-scored and retired ones stay retired."""
+    arms are added or re-scored and retired ones stay retired. A creative the safety gate
+    blocked (and no reviewer overrode) is left unscored and unselected, so it is never an
+    arm's creative, and a prompt whose every creative is blocked is never an arm."""
     from ..creatives.records import CreativeRecord
     from .scoring import creative_tables
 
-    rows = store.creatives()
+    everything = store.creatives()
+    rows = [r for r in everything if r["servable"]]
+    blocked = {r["creative_id"]: (None, False) for r in everything if not r["servable"]}
     if not rows:
+        if blocked:
+            store.set_scores_and_arms(blocked, {}, strength=None, replace_arms=replace_arms)
         return
     from PIL import Image
 
@@ -61,5 +67,5 @@ def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int
         arms[arm_id] = (prompt["category"], prompt["cluster_id"], prior)
     store.set_scores_and_arms(
         {row["creative_id"]: (score, (row["product_id"], row["prompt_id"]) in selected)
-         for row, score in zip(rows, scores)},
+         for row, score in zip(rows, scores)} | blocked,
         arms, strength=strength, replace_arms=replace_arms)

@@ -35,6 +35,7 @@ from typing import Callable
 
 from pipelines import load_product
 
+from ..creatives.safety import SafetySettings
 from ..errors import StudioError
 from ..inputs.audience import Audience
 from ..inputs.catalog import load_catalog
@@ -43,7 +44,7 @@ from ..prompts import TemplateGenerator, category_product, make_copy_writer
 from ..store import Store, is_dsn
 from ..store.pools import prompt_id as make_prompt_id
 from .arms import score_and_choose_arms
-from .jobs import Job, brand_kit, job_key
+from .jobs import Job, brand_kit, job_key, signing
 
 #: How ``studio batch`` renders: ``local`` (this process, or the processes torchrun /
 #: accelerate launched) or ``ray`` (a Ray Data actor pool).
@@ -78,6 +79,11 @@ class BatchSettings:
     copies: int = 0
     #: The brand kit the copy is written and laid out in (default: the example kit).
     brand_kit: str | None = None
+    #: The safety gate's NSFW threshold for the creatives this run renders (0..1).
+    nsfw_threshold: float = SafetySettings.nsfw_threshold
+    #: A signing folder (``studio keys init``): every creative is signed with C2PA
+    #: content credentials, and the API serves the signed files. None: not signed.
+    signing: str | None = None
 
 
 def run_batch(catalog_path, audience_source, store_dir, settings: BatchSettings, *,
@@ -190,6 +196,9 @@ def _check(settings: BatchSettings) -> None:
         raise StudioError("--brand-kit styles the copy: give --copies N as well")
     if settings.brand_kit:
         brand_kit(settings.brand_kit)  # a bad kit fails before anything is rendered
+    SafetySettings(settings.nsfw_threshold)  # so does a bad threshold
+    if settings.signing:
+        signing(settings.signing)  # and a signing folder without a usable key
     if settings.top_m < 1:
         raise StudioError(f"top-m must be at least 1, got {settings.top_m}")
     if not settings.formats or not settings.seeds:

@@ -19,7 +19,9 @@ import time
 from collections import Counter
 from typing import Callable, Iterator, Mapping, NamedTuple
 
+from ..creatives.credentials import Signing
 from ..creatives.render import Finished, RenderOptions, finish, prepare_with_copy_room, render
+from ..creatives.safety import SafetySettings
 from ..inputs.brand import BrandKit
 from ..progress import item_progress
 from ..prompts.copy import AdCopy
@@ -123,6 +125,12 @@ def brand_kit(path: str | None) -> BrandKit:
     return BrandKit.load(path) if path else BrandKit.default()
 
 
+@functools.lru_cache(maxsize=4)
+def signing(folder: str) -> Signing:
+    """The signing configuration in ``folder``, loaded once per process."""
+    return Signing.load(folder)
+
+
 def _render(product, job: Job, engine, settings) -> Finished:
     tags = job.prompt.get("tags") or {}
     copy = (json.loads(tags) if isinstance(tags, str) else tags).get("copy")
@@ -131,6 +139,8 @@ def _render(product, job: Job, engine, settings) -> Finished:
                             size=settings.size, seed=job.seed, anchor="bottom",
                             watermark=settings.watermark,
                             copy=AdCopy(copy["headline"], copy["cta"]) if copy else None,
-                            brand=brand_kit(settings.brand_kit) if copy else None)
+                            brand=brand_kit(settings.brand_kit) if copy else None,
+                            safety=SafetySettings(settings.nsfw_threshold),
+                            signing=signing(settings.signing) if settings.signing else None)
     placed, options = prepare_with_copy_room(product, options)
     return finish(render(placed, options, engine)[0], placed, product, options, engine)

@@ -19,7 +19,11 @@ from ..errors import StudioError
 #: The columns of a creative row, in the order of the table.
 CREATIVE_COLUMNS = ("creative_id", "job_key", "product_id", "prompt_id", "cluster_id", "format",
                     "seed", "image_sha256", "mask_sha256", "bytes", "manifest", "reward",
-                    "selected")
+                    "selected", "blocked")
+#: SQL condition on a ``creatives`` row: the safety gate passed it, or a reviewer overrode
+#: the block. Only such creatives become arms' creatives and are served.
+SERVABLE = ("(blocked = 0 OR EXISTS (SELECT 1 FROM safety_overrides o "
+            "WHERE o.creative_id = creatives.creative_id))")
 
 
 def prompt_id(category: str, cluster_id: int, text: str) -> str:
@@ -36,6 +40,7 @@ def _score(value) -> float | None:
 def _creative(row) -> dict:
     record = dict(row)
     record["manifest"] = json.loads(record["manifest"])
+    record["servable"] = bool(record["servable"])
     return record
 
 
@@ -107,7 +112,8 @@ class Pools:
         which also ends their job leases. A note has the creative's columns (``job_key``,
         ``product_id``, ``prompt_id``, ``cluster_id``, ``format``, ``seed``,
         ``image_sha256``, ``mask_sha256``, ``bytes``) and its ``manifest`` (whose ``id``
-        is the creative id). A job already in the store is skipped; a creative whose id
+        is the creative id; its ``safety`` verdict, when the gate ran, sets ``blocked``).
+        A job already in the store is skipped; a creative whose id
         (its pixels) repeats another's is kept under a distinct id, written back into the
         note's manifest."""
         with self.transaction() as tx:
@@ -125,11 +131,12 @@ class Pools:
                     note["manifest"] = {**note["manifest"], "id": creative_id}
                 tx.execute(
                     "INSERT INTO creatives (creative_id, job_key, product_id, prompt_id, "
-                    "cluster_id, format, seed, image_sha256, mask_sha256, bytes, manifest) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "cluster_id, format, seed, image_sha256, mask_sha256, bytes, manifest, "
+                    "blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (creative_id, note["job_key"], note["product_id"], note["prompt_id"],
                      note["cluster_id"], note["format"], note["seed"], note["image_sha256"],
-                     note["mask_sha256"], note["bytes"], json.dumps(note["manifest"])))
+                     note["mask_sha256"], note["bytes"], json.dumps(note["manifest"]),
+                     bool((note["manifest"].get("safety") or {}).get("blocked"))))
 
     def job_keys(self) -> set[str]:
         """The job keys of every creative in the store (the jobs that are done)."""
@@ -137,25 +144,68 @@ class Pools:
 
     def creatives(self, *, selected_only: bool = False) -> list[dict]:
         """Every creative (or only those chosen for the arms) ordered by creative id, as
-        dicts of its columns with the ``manifest`` parsed."""
+        dicts of its columns with the ``manifest`` parsed and ``servable`` (not blocked by
+        the safety gate, or overridden)."""
         where = " WHERE selected = 1" if selected_only else ""
         return [_creative(r) for r in self.query(
-            f"SELECT * FROM creatives{where} ORDER BY creative_id")]
+            f"SELECT *, CASE WHEN {SERVABLE} THEN 1 ELSE 0 END AS servable "
+            f"FROM creatives{where} ORDER BY creative_id")]
+
+    # ---------------------------------------------------------------- safety gate
+    def blocked_creatives(self) -> list[dict]:
+        """Every creative the safety gate blocked, ordered by creative id: ``creative_id``,
+        ``product_id``, ``prompt_id``, ``format``, ``reasons`` (from its manifest) and
+        ``override`` (``{reviewer, reason, at}``, or None while it is held)."""
+        overrides = {r["creative_id"]: {k: r[k] for k in ("reviewer", "reason", "at")}
+                     for r in self.query("SELECT * FROM safety_overrides")}
+        return [{"creative_id": r["creative_id"], "product_id": r["product_id"],
+                 "prompt_id": r["prompt_id"], "format": r["format"],
+                 "reasons": (json.loads(r["manifest"]).get("safety") or {}).get("reasons", []),
+                 "override": overrides.get(r["creative_id"])}
+                for r in self.query("SELECT creative_id, product_id, prompt_id, format, "
+                                    "manifest FROM creatives WHERE blocked = 1 "
+                                    "ORDER BY creative_id")]
+
+    def override_safety(self, creative_id: str, reviewer: str, reason: str) -> dict:
+        """Record a reviewer's override of a blocked creative (who, why, when); it takes
+        effect at the next choice of arms (``studio batch``, the UI's render), which may
+        then make it an arm's creative. Returns the override."""
+        reviewer, reason = str(reviewer).strip(), str(reason).strip()
+        if not reviewer:
+            raise StudioError("an override needs the reviewer's name")
+        if not reason:
+            raise StudioError("an override needs a reason")
+        with self.transaction() as tx:
+            row = tx.execute("SELECT blocked FROM creatives WHERE creative_id = ?",
+                             (creative_id,)).fetchone()
+            if row is None:
+                raise StudioError(f"unknown creative {creative_id!r}")
+            if not row[0]:
+                raise StudioError(f"creative {creative_id!r} is not blocked; nothing to override")
+            if tx.execute("SELECT 1 FROM safety_overrides WHERE creative_id = ?",
+                          (creative_id,)).fetchone():
+                raise StudioError(f"creative {creative_id!r} is already overridden")
+            at = time.time()
+            tx.execute("INSERT INTO safety_overrides (creative_id, reviewer, reason, at) "
+                       "VALUES (?, ?, ?, ?)", (creative_id, reviewer, reason, at))
+        return {"creative_id": creative_id, "reviewer": reviewer, "reason": reason, "at": at}
 
     def top_creatives(self, category: str, limit: int) -> list[dict]:
         """The best-scored creatives of a product category (scored ones only), best
         first, at most ``limit``."""
         return [_creative(r) for r in self.query(
-            "SELECT c.* FROM creatives c JOIN products p ON p.product_id = c.product_id "
-            "WHERE p.category = ? AND c.reward IS NOT NULL ORDER BY c.reward DESC LIMIT ?",
-            (category, limit))]
+            f"SELECT creatives.*, CASE WHEN {SERVABLE} THEN 1 ELSE 0 END AS servable "
+            "FROM creatives JOIN products p ON p.product_id = creatives.product_id "
+            "WHERE p.category = ? AND creatives.reward IS NOT NULL "
+            "ORDER BY creatives.reward DESC LIMIT ?", (category, limit))]
 
     def creative_image_sha(self, creative_id: str) -> str:
-        """The sha256 of a creative's image file (``file_path`` finds it)."""
-        rows = self.query("SELECT image_sha256 FROM creatives WHERE creative_id = ?",
-                          (creative_id,))
+        """The sha256 of a servable creative's image file (``file_path`` finds it); a
+        creative the safety gate holds is refused, as an unknown one is (the API's 404)."""
+        rows = self.query(f"SELECT image_sha256 FROM creatives WHERE creative_id = ? "
+                          f"AND {SERVABLE}", (creative_id,))
         if not rows:
-            raise StudioError(f"unknown creative {creative_id!r}")
+            raise StudioError(f"unknown or blocked creative {creative_id!r}")
         return rows[0][0]
 
     def any_manifest(self) -> dict | None:

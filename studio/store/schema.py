@@ -115,6 +115,18 @@ MIGRATIONS = [
         value TEXT NOT NULL
     );
     """,
+    # The safety gate: whether a creative was blocked (its manifest's "safety" says why),
+    # and the reviewers' overrides that make a blocked creative servable again.
+    """
+    ALTER TABLE creatives ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE safety_overrides (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        creative_id TEXT NOT NULL REFERENCES creatives(creative_id),
+        reviewer TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 ]
 
 

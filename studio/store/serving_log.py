@@ -13,6 +13,8 @@ import json
 import time
 from dataclasses import dataclass
 
+from .pools import SERVABLE
+
 
 @dataclass(frozen=True)
 class LoggedEvent:
@@ -135,13 +137,11 @@ class ServingLog:
                                     "ORDER BY arm_id")}
 
     def selected_creatives(self) -> dict[tuple[str, str, str], str]:
-        """``{(product_id, prompt_id, format): creative_id}`` of the selected creatives;
-        where several qualify, the one of the lowest seed (then id) serves."""
-        served: dict[tuple[str, str, str], str] = {}
-        for r in self.query("SELECT creative_id, product_id, prompt_id, format FROM creatives "
-                            "WHERE selected = 1 ORDER BY seed, creative_id"):
-            served.setdefault((r["product_id"], r["prompt_id"], r["format"]), r["creative_id"])
-        return served
+        """``{(product_id, prompt_id, format): creative_id}``: selected, ``SERVABLE``, lowest seed."""
+        return {(r["product_id"], r["prompt_id"], r["format"]): r["creative_id"]  # last wins
+                for r in self.query("SELECT creative_id, product_id, prompt_id, format FROM "
+                                    f"creatives WHERE selected = 1 AND {SERVABLE} "
+                                    "ORDER BY seed DESC, creative_id DESC")}
 
     # ------------------------------------------------------ events, rewards
     def log_event(self, *, event_id: str, product_id: str, category: str, cluster_id: int,

@@ -25,7 +25,8 @@ TABLES = {
                 "source"),
     "creatives": ("creative_id", "job_key", "product_id", "prompt_id", "cluster_id", "format",
                   "seed", "image_sha256", "mask_sha256", "bytes", "manifest", "reward",
-                  "selected"),
+                  "selected", "blocked"),
+    "safety_overrides": ("id", "creative_id", "reviewer", "reason", "at"),
     "arms": ("arm_id", "category", "cluster_id", "prior_ctr", "active", "prior_impressions"),
     "bandit_snapshots": ("category", "model", "reward_seq", "saved_at"),
     "events": ("event_id", "created_at", "product_id", "category", "cluster_id", "arm_id",
@@ -34,7 +35,7 @@ TABLES = {
     "evolution": ("id", "round", "created_at", "category", "cluster_id", "record"),
 }
 #: Tables whose integer key the database numbers (it continues after the copied rows).
-NUMBERED = {"rewards": "seq", "evolution": "id"}
+NUMBERED = {"rewards": "seq", "evolution": "id", "safety_overrides": "id"}
 BATCH_ROWS = 500
 
 

@@ -67,6 +67,17 @@ def caption(creative: dict) -> str:
     return f"{creative['name']} · {creative['format']} · {ctr}{copy} · {creative['state']}"
 
 
+def ai_disclosure(manifest: dict) -> str:
+    """The export CSV's ``ai_generated`` cell: what the file says about how it was made
+    (the IPTC digital source type in its XMP, and whether C2PA credentials sign it)."""
+    disclosure = manifest.get("disclosure")
+    if not disclosure:
+        return "yes (not marked in the file)"
+    kind = disclosure["source_type"].rsplit("/", 1)[-1]
+    signed = "C2PA signed" if manifest.get("credentials") else "not signed"
+    return f"yes: {kind} (XMP), {signed}"
+
+
 def copy_check(copy: dict | None) -> str:
     """Whether a creative's copy read back exactly with OCR: "✓ read back", "✗ misread",
     or "" without copy."""

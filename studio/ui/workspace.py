@@ -44,6 +44,7 @@ from pipelines.engines import load_engine
 from pipelines.presets import get_preset
 
 from ..assets import assets_dir
+from ..creatives.credentials import Signing
 from ..creatives.render import (RenderOptions, finish, prepare, prepare_with_copy_room,
                                 render)
 from ..errors import StudioError
@@ -59,7 +60,7 @@ from ..store import Store
 from ..store.pools import prompt_id
 from .images import cutout_preview, editor_value
 from .scoring import PAST_IMPRESSIONS, train_scorer
-from .text import STATES, copy_check, percent
+from .text import STATES, ai_disclosure, copy_check, percent
 
 #: The policies the Campaign tab shows, in order (``oracle_user`` is left out: no policy
 #: with cluster context can reach it, and regret is measured against the cluster oracle).
@@ -300,7 +301,8 @@ class Workspace:
         report = progress or (lambda fraction, desc: None)
         report(0.0, desc="loading the engine")
         self.settings = dict(engine=engine, size=size or None, area=float(area),
-                             anchor=anchor or "center")
+                             anchor=anchor or "center",
+                             signing=Signing.from_environment())  # STUDIO_SIGNING: signed
         self.engine = load_engine(engine)
         store = self._fresh_store()
         self.world, self.scoring, self.campaign, self.model = None, None, [], None
@@ -347,7 +349,8 @@ class Workspace:
     def _options(self, text: str, preset: str, seed: int, ad: AdCopy | None) -> RenderOptions:
         size, place = self.settings["size"], dict(area=self.settings["area"],
                                                   anchor=self.settings["anchor"],
-                                                  copy=ad, brand=self.brand if ad else None)
+                                                  copy=ad, brand=self.brand if ad else None,
+                                                  signing=self.settings["signing"])
         if size:
             return RenderOptions(prompt=text, format=get_preset(preset).format, size=size,
                                  seed=seed, **place)
@@ -418,7 +421,8 @@ class Workspace:
 
     def creatives(self) -> list[dict]:
         """The shown creatives (not those set aside by a regenerate), by cluster, with
-        their cluster's name, preset, predicted CTR and approval state."""
+        their cluster's name, preset, predicted CTR and approval state — "blocked: <why>"
+        while the safety gate holds one (``held``) and no reviewer has overridden it."""
         store = self._store()
         names = self.cluster_names()
         rows = sorted(store.creatives(), key=lambda r: (r["cluster_id"], r["prompt_id"],
@@ -432,7 +436,9 @@ class Workspace:
                  "files": {name: str(store.file_path(sha))
                            for name, sha in self.files.get(r["creative_id"], {}).items()},
                  "manifest": r["manifest"], "copy": r["manifest"].get("copy"),
-                 "state": self.states.get(r["creative_id"], "pending")}
+                 "held": not r["servable"],
+                 "state": self.states.get(r["creative_id"], "pending") if r["servable"] else
+                 "blocked: " + "; ".join(r["manifest"]["safety"]["reasons"])}
                 for i, r in enumerate(shown, start=1)]
 
     def creative_table(self) -> pd.DataFrame:
@@ -471,8 +477,18 @@ class Workspace:
         """Approve, reject or reset (pending) one creative."""
         if state not in STATES:
             raise StudioError(f"state must be one of {', '.join(STATES)}, got {state!r}")
-        self.creative(creative_id)
+        creative = self.creative(creative_id)
+        if creative["held"] and state == "approved":
+            raise StudioError(f"creative {creative['number']} is {creative['state']}; a "
+                              "reviewer must override it (with a reason) before approval")
         self.states[creative_id] = state
+
+    def override_safety(self, creative_id: str, reviewer: str, reason: str) -> None:
+        """A reviewer lets a blocked creative through (recorded in the store with the
+        reason): it becomes pending, can be approved and exported, and joins the arms at
+        the next render."""
+        self.creative(creative_id)
+        self._store().override_safety(creative_id, reviewer, reason)
 
     def approve_all(self) -> int:
         """Approve every pending creative; return how many."""
@@ -630,7 +646,7 @@ class Workspace:
         writer = csv.writer(table)
         writer.writerow(["creative_id", "cluster_id", "audience", "format", "size",
                          "predicted_ctr", "prompt", "headline", "cta", "copy_read_back",
-                         "file", "mask"])
+                         "ai_generated", "file", "mask"])
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for c in approved:
                 manifest = c["manifest"]
@@ -642,7 +658,7 @@ class Workspace:
                                  percent(c["predicted_ctr"]), manifest["prompt"],
                                  *((c["copy"]["headline"], c["copy"]["cta"])
                                    if c["copy"] else ("", "")), copy_check(c["copy"]),
-                                 manifest["image"], manifest["mask"]])
+                                 ai_disclosure(manifest), manifest["image"], manifest["mask"]])
             archive.writestr("creatives.csv", table.getvalue())
         path = self.root / "approved-creatives.zip"
         write_atomic(path, buffer.getvalue())
