@@ -61,19 +61,21 @@ FIELDS = {"source_type": "Iptc4xmpExt:DigitalSourceType", "tool": "xmp:CreatorTo
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def xmp_packet(*, source_type: str, tool: str, created: str,
+def xmp_packet(*, source_type: str, tool: str, created: str | None = None,
                description: str | None = None) -> bytes:
     """A UTF-8 XMP packet marking an image as AI-generated (``source_type`` one of
-    :data:`SOURCE_TYPES`; ``created`` an ISO 8601 date-time)."""
+    :data:`SOURCE_TYPES`; ``created`` an ISO 8601 date-time, or None to leave the date
+    out)."""
     if source_type not in SOURCE_TYPES:
         raise InputError(f"unknown digital source type {source_type!r}; use one of the IPTC "
                          f"terms: {', '.join(SOURCE_TYPES)}")
     tool = _text("tool", tool)
-    created = _text("created", created)
-    try:
-        datetime.fromisoformat(created)
-    except ValueError:
-        raise InputError(f"created must be an ISO 8601 date-time, got {created!r}") from None
+    if created is not None:
+        created = _text("created", created)
+        try:
+            datetime.fromisoformat(created)
+        except ValueError:
+            raise InputError(f"created must be an ISO 8601 date-time, got {created!r}") from None
     lines = [
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>',
         f'<x:xmpmeta xmlns:x="{NS["x"]}">',
@@ -83,7 +85,7 @@ def xmp_packet(*, source_type: str, tool: str, created: str,
         + ">",
         f"   <Iptc4xmpExt:DigitalSourceType>{source_type}</Iptc4xmpExt:DigitalSourceType>",
         f"   <xmp:CreatorTool>{escape(tool)}</xmp:CreatorTool>",
-        f"   <xmp:CreateDate>{escape(created)}</xmp:CreateDate>",
+        *([f"   <xmp:CreateDate>{escape(created)}</xmp:CreateDate>"] if created else []),
         f"   <photoshop:Credit>{escape(PLAIN_WORDS[source_type])} ({escape(tool)})"
         "</photoshop:Credit>",
     ]
@@ -96,14 +98,16 @@ def xmp_packet(*, source_type: str, tool: str, created: str,
 
 
 def creative_packet(manifest: dict) -> bytes:
-    """The packet for a published creative, from its manifest (``created``, ``engine``
-    and ``versions``): :data:`COMPOSITE`, since the product photo is real. The prompt is
-    left out on purpose: it can name the audience, and the file is public."""
-    missing = [key for key in ("created", "engine", "versions") if key not in manifest]
+    """The packet for a published creative, from its manifest (``engine`` and
+    ``versions``): :data:`COMPOSITE`, since the product photo is real. No date, so that
+    the same render published twice is the same file (a resumed batch ends with the
+    files of an uninterrupted one); the manifest and the C2PA claim hold the time. The
+    prompt is left out on purpose: it can name the audience, and the file is public."""
+    missing = [key for key in ("engine", "versions") if key not in manifest]
     if missing:
         raise InputError(f"manifest lacks {', '.join(missing)}; cannot build its disclosure")
     version = manifest["versions"].get("creative-studio") or "unknown version"
-    return xmp_packet(source_type=COMPOSITE, created=manifest["created"],
+    return xmp_packet(source_type=COMPOSITE,
                       tool=f"creative-studio {version} (engine {manifest['engine']})")
 
 

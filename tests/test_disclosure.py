@@ -143,7 +143,9 @@ def test_creative_packet_from_a_manifest():
     assert found["source_type"] == COMPOSITE
     assert found["tool"] == "creative-studio 0.1.0 (engine sd)"
     assert b"runners" not in packet  # the prompt stays out of the public file
-    with pytest.raises(InputError, match="manifest lacks created, versions"):
+    # No date: the same render published twice is the same file.
+    assert found["created"] is None and creative_packet({**manifest, "created": "x"}) == packet
+    with pytest.raises(InputError, match="manifest lacks versions"):
         creative_packet({"engine": "sd"})
 
 

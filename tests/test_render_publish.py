@@ -52,11 +52,13 @@ def test_publish_writes_image_mask_and_manifest(tmp_path, cutout_png, tiny_engin
 
 def test_same_render_published_twice_is_the_same_file(tmp_path, cutout_png, backdrop_engine):
     tmp_path = tmp_path / "out"
-    ids = set()
+    ids, files = set(), set()
     for _ in range(2):
         product, placed, options, creatives = _render_one(cutout_png, backdrop_engine)
-        ids.add(publish(creatives[0], placed, product, options, backdrop_engine, tmp_path)["id"])
-    assert len(ids) == 1 and len(list(tmp_path.iterdir())) == 3
+        manifest = publish(creatives[0], placed, product, options, backdrop_engine, tmp_path)
+        ids.add(manifest["id"])
+        files.add((tmp_path / manifest["image"]).read_bytes())  # disclosure included
+    assert len(ids) == 1 and len(files) == 1 and len(list(tmp_path.iterdir())) == 3
 
 
 def test_watermark_is_embedded_outside_the_product(tmp_path, backdrop_engine):
