@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -165,7 +164,7 @@ def _fill(pattern: str, **words: str) -> str:
 
 class LanguageModelCopyWriter:
     """Copy from a ``language.py`` client (``LLMGenerator`` or ``OpenAIGenerator``): its
-    completion call, retries and back-off; answers checked by ``parse_copy``."""
+    ``collect`` (completion calls, retries, back-off); answers checked by ``parse_copy``."""
 
     def __init__(self, client, guidelines: Guidelines | None = None,
                  brand: BrandKit | None = None, fallback: TemplateCopyWriter | None = None):
@@ -179,21 +178,8 @@ class LanguageModelCopyWriter:
     def write(self, product: ProductInfo, cluster: Cluster, n: int, seed: int = 0) -> list[AdCopy]:
         check_n(n)
         messages = build_copy_messages(product, cluster, n, self.rules, self.brand)
-        copies: list[AdCopy] = []
-        reason = "no attempt"
-        for attempt in range(self.client.retries + 1):
-            if attempt and self.client.backoff:
-                time.sleep(self.client.backoff * 2 ** (attempt - 1))
-            try:
-                answer = self.client._complete(messages, seed + attempt)
-            except StudioError as exc:
-                reason = str(exc)
-                continue
-            valid, reason = parse_copy(answer, n, self.rules)
-            copies += [c for c in valid if c not in copies]
-            if len(copies) >= n:
-                break
-        copies = copies[:n]
+        copies, reason = self.client.collect(
+            messages, n, lambda answer, k: parse_copy(answer, k, self.rules), seed)
         if len(copies) < n:
             why = f"{self.name}: {reason} (after {self.client.retries + 1} attempts)"
             log.warning("copy writer fell back to the template: %s", why)

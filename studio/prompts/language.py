@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import time
+from typing import Callable
 from functools import lru_cache
 
 from ..errors import StudioError
@@ -38,10 +39,12 @@ class _LanguageModelGenerator:
         self.backoff = backoff
         self.fallback = fallback or TemplateGenerator(self.guidelines)
 
-    def generate(self, product: ProductInfo, cluster: Cluster, n: int, seed: int = 0) -> list[Prompt]:
-        check_n(n)
-        messages = build_messages(product, cluster, n, self.guidelines)
-        texts: list[str] = []
+    def collect(self, messages: list[dict], n: int, parse: Callable[[str, int], tuple],
+                seed: int = 0) -> tuple[list, str | None]:
+        """Ask up to ``retries + 1`` times (with back-off) until ``parse(answer, n)`` —
+        (valid items, why some were not) — has given ``n`` distinct items. Returns the
+        items (at most ``n``) and why there are fewer (None when there are ``n``)."""
+        items: list = []
         reason = "no attempt"
         for attempt in range(self.retries + 1):
             if attempt and self.backoff:
@@ -51,11 +54,17 @@ class _LanguageModelGenerator:
             except StudioError as exc:
                 reason = str(exc)
                 continue
-            valid, reason = parse_prompts(answer, n, self.guidelines)
-            texts += [t for t in valid if t not in texts]
-            if len(texts) >= n:
-                reason = None
-                break
+            valid, reason = parse(answer, n)
+            items += [item for item in valid if item not in items]
+            if len(items) >= n:
+                return items[:n], None
+        return items, reason
+
+    def generate(self, product: ProductInfo, cluster: Cluster, n: int, seed: int = 0) -> list[Prompt]:
+        check_n(n)
+        messages = build_messages(product, cluster, n, self.guidelines)
+        texts, reason = self.collect(
+            messages, n, lambda answer, k: parse_prompts(answer, k, self.guidelines), seed)
         negative = self.guidelines.negative_prompt(DEFAULT_NEGATIVE_PROMPT)
         prompts = [Prompt(t, negative, {"writer": self.describe()}, self.name, cluster.id)
                    for t in texts[:n]]
