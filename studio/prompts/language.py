@@ -11,8 +11,8 @@ import logging
 import os
 import re
 import time
-from typing import Callable
 from functools import lru_cache
+from typing import Callable
 
 from ..errors import StudioError
 from ..inputs.catalog import ProductInfo
