@@ -284,7 +284,7 @@ def export(state):
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="Creative Studio", css=CSS) as demo:
+    with gr.Blocks(title="Creative Studio") as demo:
         state = gr.State(None)
         gr.Markdown("# Creative Studio\nPersonalised ad creatives with the product kept "
                     "pixel-fixed: product → audience → prompts → render → campaign → export.")
@@ -496,7 +496,7 @@ def main() -> None:
     port = args.port or free_port()
     print(f"Creative Studio UI: http://127.0.0.1:{port}", flush=True)
     build().launch(server_name="127.0.0.1", server_port=port, show_error=False,
-                   allowed_paths=[tempfile.gettempdir()])
+                   allowed_paths=[tempfile.gettempdir()], css=CSS)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def server():
     port = app.free_port()
     demo = app.build()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                quiet=True, allowed_paths=[str(UI_TMP)])
+                quiet=True, allowed_paths=[str(UI_TMP)], css=app.CSS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
     for key, value in old.items():
