@@ -133,8 +133,11 @@ def render(
                                            "with signing.yaml (`studio keys init DIR` makes a "
                                            "development one). Default: $STUDIO_SIGNING."),
 ) -> None:
-    """Render creatives of one product for one prompt (optionally with a headline and a
-    call to action laid over them, at a platform preset's exact size)."""
+    """Render creatives of one product for one prompt.
+
+    Optionally at a platform preset's exact size (--preset), with a headline and a call to
+    action laid over them off the product (--headline, --cta, --brand-kit) and read back
+    with OCR, and signed with C2PA content credentials (--signing)."""
     from pipelines import check_size, load_product
     from pipelines.engines import load_engine, preview_notice
     from pipelines.presets import get_preset
@@ -197,8 +200,9 @@ def render(
 
 @app.command()
 def presets() -> None:
-    """List the platform presets of `studio render --preset`: name, exact size, format
-    and where they are used."""
+    """List the platform presets of `studio render --preset`.
+
+    Name, exact size, ad format and where each is used."""
     from pipelines.presets import PRESETS
 
     for chosen in PRESETS.values():

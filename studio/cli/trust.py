@@ -46,8 +46,9 @@ def verify_files(
         None, "--trust", help="Trust anchors (PEM CA certificates); default: "
                               "$STUDIO_SIGNING/ca.pem when it exists."),
 ) -> None:
-    """Check each file's content credentials and print one JSON object per file: its
-    state is trusted (signed by a trusted signer), valid (signature good, signer not
+    """Check the content credentials (C2PA) of creatives: one JSON line per file.
+
+    Its state is trusted (signed by a trusted signer), valid (signature good, signer not
     trusted), invalid (changed after signing) or unsigned. Exits 1 if any file is invalid
     or unsigned."""
     from ..creatives.credentials import verify
