@@ -135,9 +135,7 @@ def render(
 ) -> None:
     """Render creatives of one product for one prompt.
 
-    Optionally at a platform preset's exact size (--preset), with a headline and a call to
-    action laid over them off the product (--headline, --cta, --brand-kit) and read back
-    with OCR, and signed with C2PA content credentials (--signing)."""
+    Optionally at a preset's exact size, with a headline and CTA read back with OCR, signed."""
     from pipelines import check_size, load_product
     from pipelines.engines import load_engine, preview_notice
     from pipelines.presets import get_preset
@@ -200,9 +198,7 @@ def render(
 
 @app.command()
 def presets() -> None:
-    """List the platform presets of `studio render --preset`.
-
-    Name, exact size, ad format and where each is used."""
+    """List the platform presets of `studio render --preset` (size, format, where)."""
     from pipelines.presets import PRESETS
 
     for chosen in PRESETS.values():
