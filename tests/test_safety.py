@@ -343,3 +343,20 @@ def test_store_copy_keeps_blocks_and_overrides(tmp_path, postgres_dsn, fresh_sto
     assert copied.blocked_creatives() == source.blocked_creatives()
     held = {c["creative_id"]: c["servable"] for c in copied.creatives()}
     assert held[first] is False and held[second] is True
+
+
+def test_the_demos_nearest_miss_stays_under_the_default_threshold():
+    """The highest score measured on the project's own renders: the demo's bottle on a
+    checked picnic blanket at feed-4:5 (0.49). The default keeps a margin above it."""
+    from pipelines.engines import load_engine
+    from studio.creatives.render import RenderOptions, finish, prepare, render
+
+    engine = load_engine("backdrop")[0]
+    product = load_product(REPO / "assets" / "products" / "bottle.png")
+    options = RenderOptions(prompt="a bottle on a checked picnic blanket, in a sunny family "
+                            "kitchen, golden hour sunlight", preset="feed-4:5", seed=0,
+                            anchor="bottom", watermark=False)
+    placed = prepare(product, options)
+    safety = finish(render(placed, options, engine)[0], placed, product, options,
+                    engine).manifest["safety"]
+    assert safety["nsfw"]["score"] < DEFAULT - 0.15 and not safety["blocked"], safety

@@ -51,7 +51,7 @@ def batch(
                                "with each copy, so the arms are (scene, copy) pairs."),
     brand_kit: Optional[Path] = typer.Option(None, help="Brand kit for the copy (default: "
                                              "assets/brand/kit.yaml)."),
-    nsfw_threshold: float = typer.Option(0.5, help="Safety gate: a creative this run renders "
+    nsfw_threshold: float = typer.Option(0.7, help="Safety gate: a creative this run renders "
                                          "whose NSFW score (0..1) is at or over this is "
                                          "blocked, never an arm, never served (`studio "
                                          "safety list`)."),

@@ -22,12 +22,19 @@ from ..errors import StudioError
 from ..inputs.guidelines import Guidelines
 
 
+#: The default NSFW threshold. The project's own procedural renders score up to 0.49 (the
+#: demo's ad panel: a green bottle on a gingham blanket read as MALE_GENITALIA_EXPOSED at
+#: 1080×1350), so 0.5 would block innocent creatives; 0.7 leaves a margin above that.
+#: Stricter placements lower it (``--nsfw-threshold``).
+DEFAULT_NSFW_THRESHOLD = 0.7
+
+
 @dataclass(frozen=True)
 class SafetySettings:
     """``nsfw_threshold``: a creative whose NSFW score (0..1) is at or over it is blocked
     (0 blocks every creative; 1 only a certain detection)."""
 
-    nsfw_threshold: float = 0.5
+    nsfw_threshold: float = DEFAULT_NSFW_THRESHOLD
 
     def __post_init__(self):
         value = self.nsfw_threshold
