@@ -9,6 +9,8 @@ import pytest
 
 from conftest import REPO
 from reward import CTRModel
+from typer.testing import CliRunner
+from studio.cli import app
 from studio.inputs.audience import Audience
 from studio.inputs.tables import load_users
 from studio.learning.batch import BatchSettings, run_batch
@@ -130,3 +132,22 @@ def test_bad_settings_and_missing_images_fail_clearly(store):
         evolve(store, catalog_images={}, per_cluster=0)
     with pytest.raises(StudioError, match="no image for product"):
         evolve(store, catalog_images={}, engine="backdrop")
+
+
+def test_blocked_candidates_are_never_added(store, reward_model):
+    """With the safety gate set to block everything, every new creative is held: no
+    candidate becomes an arm, no arm retires for lack of a replacement, and none of the
+    round's creatives is selected."""
+    from studio.creatives.safety import SafetySettings
+
+    before = _active(store)
+    record = evolve(store, catalog_images=catalog_images(CATALOG), per_cluster=1, retire=1,
+                    engine="backdrop", size="64", reward_model=str(reward_model),
+                    safety=SafetySettings(0.0), echo=lambda m: None)
+    assert all(pool["added"] == [] and pool["retired"] == [] for pool in record["pools"])
+    assert _active(store) == before
+    new = [c for c in store.creatives() if c["job_key"].startswith("evolve|")]
+    assert new and all(not c["servable"] and not c["selected"] for c in new)
+    result = CliRunner().invoke(app, ["evolve", "--store", str(store.root), "--nsfw-threshold",
+                                      "2", "--engine", "backdrop"])
+    assert result.exit_code == 2 and "from 0 to 1" in result.stderr

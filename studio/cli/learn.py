@@ -63,6 +63,9 @@ def evolve_command(
                                                 "and warm-start the new arms (without one, "
                                                 "candidates are added unranked)."),
     guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
+    nsfw_threshold: float = typer.Option(0.7, help="Safety gate: a new "
+                                         "creative whose NSFW score is at or over this is "
+                                         "blocked, and its candidate counts without it."),
     show: bool = typer.Option(False, "--show", help="List the recorded rounds and exit."),
     rollback: Optional[int] = typer.Option(None, help="Undo the rounds after this one "
                                            "(0 = back to the batch's pool) and exit."),
@@ -70,6 +73,7 @@ def evolve_command(
     """Evolve the arm pools: retire the worst prompts, add recombinations of the winners."""
     from pipelines import check_size
 
+    from ..creatives.safety import SafetySettings
     from ..inputs.guidelines import Guidelines
     from ..learning.evolve import catalog_images, evolve, rollback as undo, rounds as recorded
     from ..store import Store
@@ -88,12 +92,13 @@ def evolve_command(
         choice(engine, ENGINE_NAMES, "engine")
         check_size(size)
         rules = Guidelines.load(guidelines) if guidelines else None
+        safety = SafetySettings(nsfw_threshold)  # a bad threshold fails before rendering
         images = catalog_images(catalog)
         for _ in range(rounds):
             evolve(opened, catalog_images=images, per_cluster=per_cluster, retire=retire,
                    engine=engine, size=size,
                    reward_model=str(reward_model) if reward_model else None, guidelines=rules,
-                   echo=typer.echo)
+                   safety=safety, echo=typer.echo)
 
 
 @app.command()

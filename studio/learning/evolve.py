@@ -31,6 +31,7 @@ from pipelines.engines import load_engine
 
 from ..creatives.records import CreativeRecord
 from ..creatives.render import RenderOptions, finish, prepare, render
+from ..creatives.safety import SafetySettings
 from ..errors import StudioError
 from ..inputs.guidelines import DEFAULT_NEGATIVE_PROMPT, Guidelines
 from ..prompts import SLOTS, TemplateGenerator, category_product, load_vocabulary
@@ -45,9 +46,12 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
            retire: int = 1, min_arms: int = 2, engine: str = "auto", size: str | None = None,
            reward_model: str | None = None,
            guidelines: Guidelines | None = None, seed: int = 0,
-           config: ServingConfig | None = None, echo=print) -> dict:
+           config: ServingConfig | None = None, safety: SafetySettings = SafetySettings(),
+           echo=print) -> dict:
     """Run one round; return its record. Candidates are scored by ``reward_model`` (a
-    CTRModel file); without one they are unscored and the first are added unranked."""
+    CTRModel file); without one they are unscored and the first are added unranked. A new
+    creative the safety gate blocks (``safety``) counts for nothing: a candidate whose
+    every creative is blocked is never added as an arm."""
     if per_cluster < 1 or retire < 0 or min_arms < 1:
         raise StudioError("per-cluster >= 1, retire >= 0 and min-arms >= 1 are needed")
     rules = guidelines or Guidelines()
@@ -85,7 +89,8 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
                 for fmt in formats:
                     options = RenderOptions(prompt=text, format=fmt, size=size, seed=seed,
                                             negative_prompt=rules.negative_prompt(
-                                                DEFAULT_NEGATIVE_PROMPT), anchor="bottom")
+                                                DEFAULT_NEGATIVE_PROMPT), anchor="bottom",
+                                            safety=safety)
                     placed = prepare(loaded[product_id], options)
                     creative = render(placed, options, chosen)[0]
                     finished = finish(creative, placed, loaded[product_id], options, chosen)
@@ -109,7 +114,8 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
     for plan in plans:
         by_prompt: dict[str, list[float]] = {}
         for note, score in zip(notes, scores):
-            if note["cluster_id"] == plan["cluster_id"] and note["prompt_id"] in dict(plan["candidates"]):
+            if (note["cluster_id"] == plan["cluster_id"] and not _held(note)
+                    and note["prompt_id"] in dict(plan["candidates"])):
                 by_prompt.setdefault(note["prompt_id"], []).append(score)
         ranked = sorted(by_prompt, key=lambda p: -_mean(by_prompt[p]))
         added = ranked[: max(1, len(plan["retired"]))] if ranked else []
@@ -121,7 +127,8 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
         for note, score in zip(notes, scores):
             if note["prompt_id"] not in mine:
                 continue  # another pool's candidate: that pool's plan decides
-            creative_scores[note["job_key"]] = (score, note["prompt_id"] in added)
+            creative_scores[note["job_key"]] = (score, note["prompt_id"] in added
+                                                and not _held(note))
         for arm in added:
             priors[arm] = _mean(by_prompt[arm])
         entry = {"category": plan["category"], "cluster_id": plan["cluster_id"],
@@ -138,6 +145,11 @@ def evolve(store: Store, *, catalog_images: dict[str, str], per_cluster: int = 2
     echo(f"round {round_id}: {retired_total} arms retired, {added_total} added over "
          f"{len(record['pools'])} pools ({len(notes)} creatives rendered)")
     return record
+
+
+def _held(note: dict) -> bool:
+    """Whether the safety gate blocked this new creative (it can be no arm's creative)."""
+    return bool((note["manifest"].get("safety") or {}).get("blocked"))
 
 
 def _mean(values) -> float:
