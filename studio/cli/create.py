@@ -30,13 +30,15 @@ def prompts(
                                  "title come from the demo catalog for bundled samples)."),
     clusters: Path = typer.Option(..., help="Clusters file from `studio audience fit`."),
     n: int = typer.Option(4, "--n", "-n", help="Prompts per cluster."),
-    generator: str = typer.Option("template", help="template, llm or openai."),
+    generator: str = typer.Option("template", help="template, llm (a local model: the "
+                                  "bundled SmolLM2-135M-Instruct unless --model) or openai."),
     guidelines: Optional[Path] = typer.Option(None, help="Brand guidelines (YAML)."),
     category: Optional[str] = typer.Option(None, help="Product category: generic or the name "
                                            "of a vocabulary file in assets/prompts "
                                            "(e.g. kitchenware)."),
     title: Optional[str] = typer.Option(None, help="Product title used in the prompt."),
-    model: Optional[str] = typer.Option(None, help="llm: model id or folder; openai: model name."),
+    model: Optional[str] = typer.Option(None, help="llm: hub id, folder or .gguf file "
+                                        "(default: the bundled model); openai: model name."),
     base_url: Optional[str] = typer.Option(None, help="openai: endpoint, e.g. "
                                            "http://localhost:11434/v1 (key from OPENAI_API_KEY)."),
     cluster: Optional[int] = typer.Option(None, help="Only this cluster id."),

@@ -5,8 +5,9 @@ picked by name with ``make_generator``:
 
 - ``template`` (``template.py``, the embedded default: offline, deterministic per seed)
   composes the vocabularies of ``vocabulary.py`` (which also defines ``Prompt``);
-- ``llm``: any transformers causal LM (model id or local folder) through its chat
-  template, and ``openai``: any OpenAI-compatible chat endpoint (OpenAI, Ollama, vLLM,
+- ``llm``: a transformers causal LM through its chat template — the bundled
+  SmolLM2-135M-Instruct when no model is named (``local_model.py``), a GGUF file, a
+  model id or a local folder — and ``openai``: any OpenAI-compatible chat endpoint (OpenAI, Ollama, vLLM,
   llama.cpp server) through httpx (both ``language.py``). What they are told and how
   their answers are checked is ``messages.py``.
 
@@ -21,13 +22,15 @@ from ..inputs.guidelines import Guidelines
 from .copy import (CTA_MAX, HEADLINE_MAX, AdCopy, LanguageModelCopyWriter, TemplateCopyWriter,
                    make_copy_writer, parse_copy)
 from .language import LLMGenerator, OpenAIGenerator
+from .local_model import bundled_model_file, resolve_model
 from .messages import SYSTEM_PROMPT, build_messages, clean_text, parse_prompts
 from .template import TemplateGenerator
 from .vocabulary import SLOTS, Prompt, Vocabulary, category_product, load_vocabulary
 
 __all__ = ["GENERATORS", "SLOTS", "SYSTEM_PROMPT", "LLMGenerator", "OpenAIGenerator", "Prompt",
            "TemplateGenerator", "Vocabulary", "build_messages", "category_product", "clean_text",
-           "load_vocabulary", "make_generator", "parse_prompts"]
+           "bundled_model_file", "load_vocabulary", "make_generator", "parse_prompts",
+           "resolve_model"]
 __all__ += ["CTA_MAX", "HEADLINE_MAX", "AdCopy", "LanguageModelCopyWriter", "TemplateCopyWriter",
             "make_copy_writer", "parse_copy"]
 
@@ -36,14 +39,13 @@ GENERATORS = ("template", "llm", "openai")
 
 def make_generator(name: str, *, guidelines: Guidelines | None = None, model: str | None = None,
                    base_url: str | None = None, **options):
-    """A generator by name: ``template``, ``llm`` (needs ``model``) or ``openai`` (needs
-    ``base_url`` and ``model``)."""
+    """A generator by name: ``template``, ``llm`` (``model``: an id, a folder or a GGUF
+    file; None: the bundled SmolLM2-135M-Instruct) or ``openai`` (needs ``base_url``
+    and ``model``)."""
     if name == "template":
         return TemplateGenerator(guidelines, **options)
     if name == "llm":
-        if not model:
-            raise StudioError("the llm generator needs a model id or folder (--model)")
-        return LLMGenerator(model, guidelines=guidelines, **options)
+        return LLMGenerator(model or None, guidelines=guidelines, **options)
     if name == "openai":
         if not (base_url and model):
             raise StudioError("the openai generator needs --base-url and --model")
