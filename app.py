@@ -329,7 +329,9 @@ def build() -> gr.Blocks:
                               elem_id="prompts-per-cluster")
                 guidelines = gr.File(label="Brand guidelines (YAML)", file_types=[".yaml", ".yml"])
             with gr.Row():
-                model = gr.Textbox(label="Model (llm: id or folder; openai: name)")
+                model = gr.Textbox(label="Model (llm: hub id, folder or .gguf file — "
+                                         "empty: the bundled SmolLM2-135M-Instruct; "
+                                         "openai: model name)")
                 base_url = gr.Textbox(label="Base URL (openai-compatible)")
             with gr.Row():
                 brand_kit = gr.File(label="Brand kit: a YAML file (colours, tone, banned "
