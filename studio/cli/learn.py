@@ -54,8 +54,26 @@ def evolve_command(
     catalog: Path = typer.Option(Path("assets/demo/catalog.csv"), help="The catalog the store "
                                  "was built from (its product images)."),
     rounds: int = typer.Option(1, help="Rounds to run."),
-    per_cluster: int = typer.Option(2, help="New candidate prompts per pool and round."),
-    retire: int = typer.Option(1, help="Arms retired per pool and round."),
+    candidates: int = typer.Option(8, help="New candidate prompts written, rendered and scored "
+                                   "per pool that retires an arm."),
+    retire: int = typer.Option(1, help="At most this many arms retire per pool and round."),
+    min_arms: int = typer.Option(2, help="A pool never has fewer active arms."),
+    rule: str = typer.Option("confident", help="confident: retire only an arm whose upper "
+                             "bound is below the pool's best lower bound, or the last of the "
+                             "arms given --min-impressions; lowest: the lowest mean, always."),
+    min_impressions: int = typer.Option(300, help="Impressions an arm is given before it can "
+                                        "retire without a confident gap."),
+    refit: bool = typer.Option(True, "--refit/--no-refit", help="Refit the reward model on the "
+                               "campaign's clicks (warm-started from --reward-model) before "
+                               "scoring the candidates."),
+    refit_out: Optional[Path] = typer.Option(None, help="Where to save the refitted model "
+                                             "(default: next to --reward-model, "
+                                             "NAME.round-N.npz)."),
+    breeding: str = typer.Option("inherit", help="inherit (winners' scene, surface, lighting, "
+                                 "palette and style, some mutated), recombine (the two best "
+                                 "winners' slots mixed) or fresh (new template prompts)."),
+    mutation: float = typer.Option(0.25, help="inherit: chance that a slot is a new "
+                                   "vocabulary entry."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, sd, tiny or backdrop."),
     size: Optional[str] = typer.Option(None, help="Canvas long side or WxH (at most 2048: "
                                        "STUDIO_MAX_SIZE)."),
@@ -70,12 +88,19 @@ def evolve_command(
     rollback: Optional[int] = typer.Option(None, help="Undo the rounds after this one "
                                            "(0 = back to the batch's pool) and exit."),
 ) -> None:
-    """Evolve the arm pools: retire the worst prompts, add recombinations of the winners."""
+    """Evolve the arm pools: retire the prompts the clicks condemn, add the winners' children.
+
+    Each round reads the store's event log, refits --reward-model on the campaign's
+    clicks, retires per pool only what the data say (see --rule), breeds --candidates
+    children of the winners, renders and scores them and adds the best as new arms
+    warm-started from the refitted model. --show lists the rounds; --rollback undoes them."""
     from pipelines import check_size
 
     from ..creatives.safety import SafetySettings
     from ..inputs.guidelines import Guidelines
-    from ..learning.evolve import catalog_images, evolve, rollback as undo, rounds as recorded
+    from ..learning.evolve import EvolveSettings, catalog_images, evolve
+    from ..learning.evolve import rollback as undo
+    from ..learning.evolve import rounds as recorded
     from ..store import Store
 
     with cli_errors():
@@ -84,7 +109,7 @@ def evolve_command(
             for entry in recorded(opened):
                 typer.echo(f"round {entry['round']} · {entry['category']} · cluster "
                            f"{entry['cluster_id']}: retired {len(entry['retired'])}, added "
-                           f"{len(entry['added'])}")
+                           f"{len(entry['added'])} — {entry.get('reason', '')}")
             return
         if rollback is not None:
             typer.echo(f"undid {undo(opened, rollback)} pool records after round {rollback}")
@@ -93,12 +118,20 @@ def evolve_command(
         check_size(size)
         rules = Guidelines.load(guidelines) if guidelines else None
         safety = SafetySettings(nsfw_threshold)  # a bad threshold fails before rendering
+        settings = EvolveSettings(candidates=candidates, retire=retire, min_arms=min_arms,
+                                  rule=rule, min_impressions=min_impressions, refit=refit,
+                                  breeding=breeding, mutation=mutation)
         images = catalog_images(catalog)
         for _ in range(rounds):
-            evolve(opened, catalog_images=images, per_cluster=per_cluster, retire=retire,
-                   engine=engine, size=size,
-                   reward_model=str(reward_model) if reward_model else None, guidelines=rules,
-                   safety=safety, echo=typer.echo)
+            out = None
+            if reward_model and refit:
+                out = refit_out or reward_model.with_name(
+                    f"{reward_model.stem}.round-{opened.last_round() + 1}.npz")
+            record = evolve(opened, catalog_images=images, settings=settings, engine=engine,
+                            size=size, reward_model=reward_model, guidelines=rules,
+                            safety=safety, refit_out=out, echo=typer.echo)
+            if out is not None and record["scorer"] == "refit":
+                typer.echo(f"refitted reward model: {out}")
 
 
 @app.command()

@@ -151,21 +151,22 @@ def _calibrate(log: pd.DataFrame, past: Creatives, audience: Audience, seed: int
 
 
 def judge_on_heldout(model, world: World, heldout: Creatives, users: pd.DataFrame,
-                     audience: Audience, *, impressions: int = 200_000, seed: int = 0) -> dict:
+                     audience: Audience, *, impressions: int = 200_000, seed: int = 0,
+                     t: float = 0.0) -> dict:
     """AUC, log-loss, ECE and within-(product, cluster) pairwise accuracy of ``model`` on
     held-out creatives, next to the world oracle's on the very same held-out log (a log
-    drawn only to measure: no policy learns from it)."""
+    drawn only to measure: no policy learns from it), at campaign time ``t``."""
     from ..learning.scoring import creative_tables
 
     log = uniform_log(world, heldout, users, audience, period="campaign",
-                      impressions=impressions, seed=seed + 1)
+                      impressions=impressions, seed=seed + 1, t=t)
     index = {r.creative_id: i for i, r in enumerate(heldout.records)}
     rows = log["creative_id"].map(index).to_numpy()
     clusters = log["cluster_id"].to_numpy()
     image, text = creative_tables(heldout.records)
     predicted = model.predict_ctr(audience.centroids_[clusters], image, text, creative=rows)
     population = world.population(users, "campaign")
-    matrix = population.ctr_matrix(heldout.read(world))
+    matrix = population.ctr_matrix(heldout.read(world), t=t)
     members = audience.assign(users)
     means = np.array([matrix[members == c].mean(axis=0) if (members == c).any()
                       else np.full(matrix.shape[1], np.nan) for c in range(len(audience.clusters_))])

@@ -30,6 +30,8 @@ from .world import World
 
 #: Seed of the template prompts of the past period (the campaign uses 0).
 PAST_PROMPT_SEED = 1001
+#: Seed of the held-out prompts that judge reward models during the learning loop.
+HELDOUT_PROMPT_SEED = 2002
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Stage:
     top_m: int
     catalog: Path
     users_path: Path
+    heldout_store: Store | None = None  # creatives no pool serves, to judge reward models
 
     @property
     def engine(self) -> str:
@@ -56,6 +59,13 @@ class Stage:
             self._past = Creatives.from_store(self.past_store)
         return self._past
 
+    def heldout_creatives(self) -> Creatives | None:
+        if self.heldout_store is None:
+            return None
+        if not hasattr(self, "_heldout"):
+            self._heldout = Creatives.from_store(self.heldout_store)
+        return self._heldout
+
     def campaign_creatives(self) -> Creatives:
         if not hasattr(self, "_campaign"):
             self._campaign = Creatives.from_store(self.campaign_store)
@@ -64,10 +74,13 @@ class Stage:
 
 def build_stage(out: Path, *, engine: str = "backdrop", size: str | None = "256",
                 placements: tuple[str, ...] = ("1:1",), per_cluster: int = 6,
-                past_per_cluster: int = 6, top_m: int = 4, catalog: Path | None = None,
+                past_per_cluster: int = 6, top_m: int = 4, heldout_per_cluster: int = 0,
+                catalog: Path | None = None,
                 users_path: Path | None = None, past_users: int = 5000, seed: int = 0,
                 watermark: bool = False, echo: Callable[[str], None] = print) -> Stage:
-    """Render (or reuse: ``studio batch`` resumes) both stores under ``out``."""
+    """Render (or reuse: ``studio batch`` resumes) both stores under ``out`` (and, with
+    ``heldout_per_cluster``, a third of prompts of another seed that judges the loop's
+    reward models)."""
     out = Path(out)
     catalog = Path(catalog or assets_dir() / "demo" / "catalog.csv")
     users_path = Path(users_path or assets_dir() / "demo" / "users.csv")
@@ -84,9 +97,16 @@ def build_stage(out: Path, *, engine: str = "backdrop", size: str | None = "256"
     echo("rendering the campaign's creatives")
     run_batch(catalog, clusters, out / "store",
               BatchSettings(per_cluster=per_cluster, top_m=top_m, **common), echo=echo)
+    heldout = None
+    if heldout_per_cluster:
+        echo("rendering held-out creatives (prompts of a third seed)")
+        run_batch(catalog, clusters, out / "heldout",
+                  BatchSettings(per_cluster=heldout_per_cluster, top_m=heldout_per_cluster,
+                                prompt_seed=HELDOUT_PROMPT_SEED, **common), echo=echo)
+        heldout = Store(out / "heldout")
     return Stage(past_store, Store(out / "store"), load_users(users_path),
                  make_users(past_users, seed=10_000 + seed), tuple(placements), top_m,
-                 catalog, users_path)
+                 catalog, users_path, heldout)
 
 
 @dataclass

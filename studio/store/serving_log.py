@@ -5,6 +5,10 @@ The log's JSON columns (an event's candidate arms and context vector) are encode
 decoded here: callers pass and get Python lists. Every write runs in one ``transaction``
 and is committed when the method returns; database errors keep their type (the selection
 service turns storage faults into ``StoreUnavailable``).
+
+Why this module is long: every query over the events and rewards tables — what serving
+writes, what replicas replay, what reports and ``studio evolve`` aggregate — lives here,
+so that the log's schema and its JSON encoding are read and written in one place.
 """
 
 from __future__ import annotations
@@ -220,6 +224,18 @@ class ServingLog:
                     "SELECT e.arm_id, COUNT(*) AS pulls, COUNT(r.seq) AS rewarded, "
                     "SUM(r.reward) AS clicks FROM events e "
                     "LEFT JOIN rewards r ON r.event_id = e.event_id GROUP BY e.arm_id ORDER BY e.arm_id")}
+
+    def creative_clicks(self) -> list[dict]:
+        """Rewarded impressions and their reward sum per (cluster, arm, creative) over the
+        (retained) log: what a round of ``studio evolve`` learns from."""
+        return [{"cluster_id": int(r["cluster_id"]), "arm_id": r["arm_id"],
+                 "creative_id": r["creative_id"], "impressions": int(r["impressions"]),
+                 "clicks": float(r["clicks"] or 0.0)}
+                for r in self.query(
+                    "SELECT e.cluster_id, e.arm_id, e.creative_id, COUNT(*) AS impressions, "
+                    "SUM(r.reward) AS clicks FROM events e JOIN rewards r "
+                    "ON r.event_id = e.event_id GROUP BY e.cluster_id, e.arm_id, e.creative_id "
+                    "ORDER BY e.cluster_id, e.arm_id, e.creative_id")]
 
     # ------------------------------------------------------------ snapshots
     def save_snapshot(self, category: str, model: bytes, reward_seq: int) -> None:
