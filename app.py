@@ -258,6 +258,22 @@ def simulate(impressions, state):
 
 
 @guarded(outputs=3)
+def evolve_pool(candidates, min_impressions, state):
+    """One round of the learning loop on the clicks so far: condemned arms out, the
+    winners' children in (scored by the refitted reward model)."""
+    ws = _workspace(state)
+    if candidates is None or min_impressions is None:
+        raise StudioError("enter the candidates per pool and the impressions an arm is given")
+    table = ws.evolve_pool(candidates=int(candidates), min_impressions=int(min_impressions))
+    last = ws.loop[-1]
+    message = done(f"round {last['round']} of the learning loop: {len(last['changes'])} arms "
+                   f"replaced; the service's true CTR over the {last['impressions']:,} "
+                   f"impressions before it was {100 * last['true CTR']:.2f}%")
+    chart = table[["round", "true CTR %"]].assign(series="selection service")
+    return message, table, chart, ws
+
+
+@guarded(outputs=3)
 def complete_outfit(items, category, history, engine, state):
     """Generate the missing item of an outfit for the history's taste (DiFashion)."""
     from studio.creatives.outfit import run_outfit
@@ -421,6 +437,20 @@ def build() -> gr.Blocks:
                                       "studio demo report)", elem_id="ctr-chart")
             arms = gr.Dataframe(label="Arms of the selection service", interactive=False,
                                 elem_id="arms")
+            gr.Markdown("**Learning loop** (CG4CTR): after some impressions, a round retires "
+                        "the arms whose clicks condemn them and adds the best-scored children "
+                        "of the winners; simulate on to see the evolved pool's CTR.")
+            with gr.Row():
+                loop_candidates = gr.Number(value=4, precision=0, label="Candidates per pool")
+                loop_min = gr.Number(value=100, precision=0,
+                                     label="Impressions an arm is given before it can retire")
+                evolve_button = gr.Button("Evolve the pool (one round)", elem_id="evolve")
+            loop_table = gr.Dataframe(label="Learning loop: per round the service's true CTR "
+                                            "before it, what retired and was added, and why",
+                                      interactive=False, wrap=True, elem_id="loop-table")
+            loop_chart = gr.LinePlot(x="round", y="true CTR %", color="series",
+                                     y_title="true CTR before the round (%)",
+                                     label="True CTR per loop round", elem_id="loop-chart")
         with gr.Tab("Outfit", elem_id="tab-outfit"):
             with gr.Row():
                 outfit_items = gr.File(label="Fixed items of the outfit (1-3 images)",
@@ -478,6 +508,8 @@ def build() -> gr.Blocks:
                              [status, left, right, differences, state], api_name="compare")
         run.click(simulate, [impressions, state], [status, policies, chart, arms, state],
                   api_name="simulate")
+        evolve_button.click(evolve_pool, [loop_candidates, loop_min, state],
+                            [status, loop_table, loop_chart, state], api_name="evolve")
         export_button.click(export, [state], [status, archive, state], api_name="export")
         outfit_go.click(complete_outfit, [outfit_items, outfit_category, outfit_history,
                                           outfit_engine, state],

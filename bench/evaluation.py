@@ -10,9 +10,8 @@ their priors; every policy serves the same stream of impressions (common random 
 random, static, greedy-on-prior (the reward model's top arm per cluster, never learning),
 epsilon-greedy, LinUCB, Thompson sampling and the served configuration (``ServingConfig``
 defaults), with the per-cluster and per-user oracles. IPS / SNIPS / DR are checked against
-the truth on chunks of the served log. The learning loop (fixed vs evolving pool, equal
-arms, equal and counted impressions, through the real selection service) runs on the
-first ``--loop-worlds`` worlds.
+the truth on chunks of the served log. The learning loop (fixed vs evolving pools) has
+its own bench: ``bench/loop.py``.
 
     python bench/evaluation.py [--worlds 10] [--impressions 200000] [--jobs 2]
 
@@ -20,8 +19,8 @@ Rendering happens once (backdrop engine, ``--size`` px) into ``--out``; worlds r
 The last line is one JSON object: ``worlds``, ``impressions``, ``ctr`` (per policy, drift
 condition), ``lift_vs_greedy_prior`` (served: mean, ci_low, ci_high; both conditions),
 ``regret_ratio`` (served / random, at the horizon), ``regret_at`` (4 horizons),
-``ope_coverage`` (per estimator), ``reward_model`` (held-out quality vs oracle),
-``loop`` and ``goals_met``. Goals (issue 12): drift lift CI low > 0; no-drift lift
+``ope_coverage`` (per estimator), ``reward_model`` (held-out quality vs oracle) and
+``goals_met``. Goals (issue 12): drift lift CI low > 0; no-drift lift
 >= -2 %; regret ratio <= 0.5 and sublinear; OPE coverage in [0.90, 0.98]; held-out
 pairwise accuracy >= 0.9 x the oracle's.
 """
@@ -77,25 +76,6 @@ def _run_world(task):
     return outcome, time.perf_counter() - started
 
 
-def _run_loop(task):
-    import torch
-
-    torch.set_num_threads(1)
-    args, seed = task
-    from studio.serving.config import ServingConfig
-    from studio.simulation.loop import run_loop
-    from studio.simulation.stage import prepare_world
-    from studio.simulation.world import World
-
-    stage = _worker_stage(args)
-    prepared = prepare_world(stage, World(seed), past_impressions=args.past_impressions,
-                             judge_impressions=args.past_impressions, seed=seed)
-    return run_loop(stage, prepared, Path(args.out) / f"loop-{seed}", rounds=args.loop_rounds,
-                    impressions=args.loop_impressions, engine="backdrop", size=args.size,
-                    served=ServingConfig(policy=args.rule, alpha=args.alpha, epsilon=args.epsilon),
-                    seed=seed, echo=lambda message: None)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, default=10, help="independent world seeds")
@@ -107,9 +87,6 @@ def main() -> None:
     parser.add_argument("--per-cluster", type=int, default=6, help="prompts per category and cluster")
     parser.add_argument("--top-m", type=int, default=4, help="arms per pool")
     parser.add_argument("--ope-chunks", type=int, default=10, help="OPE intervals per log and target")
-    parser.add_argument("--loop-worlds", type=int, default=3, help="worlds for the learning loop")
-    parser.add_argument("--loop-rounds", type=int, default=3)
-    parser.add_argument("--loop-impressions", type=int, default=20_000, help="per round and pool")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--rule", default="epsilon", help="the served decision rule (ucb, "
                         "epsilon, softmax, thompson): to reproduce the tuning sweep")
@@ -141,8 +118,6 @@ def main() -> None:
                   f"{outcome.ctr['random']:.3%}, oracle {outcome.ctr['oracle_cluster']:.3%}; "
                   f"held-out pairwise {outcome.judgement['pairwise_ratio']:.2f} x oracle "
                   f"({seconds:.0f} s)", flush=True)
-        loop_tasks = [(args, seed) for seed in list(seeds)[:args.loop_worlds]]
-        loops = list(pool.imap(_run_loop, loop_tasks)) if args.loop_rounds > 1 else []
     summary = summarise(outcomes)
     for condition in CONDITIONS:
         s = summary[condition]
@@ -163,19 +138,6 @@ def main() -> None:
         for name, o in s["ope"].items():
             print(f"OPE {name}: coverage {o['coverage']:.1%} of {o['estimates']} intervals "
                   f"(refused {o['refused']}), relative bias {o['relative_bias']:+.2%}")
-    loop = None
-    if loops:
-        rounds = len(loops[0]["fixed"])
-        per_round = [paired_interval([(l["evolving"][r] - l["fixed"][r]) / l["fixed"][r] for l in loops])
-                     for r in range(rounds)]
-        loop = {"worlds": len(loops), "rounds": rounds, "impressions_per_round": args.loop_impressions,
-                "fixed": [float(np.mean([l["fixed"][r] for l in loops])) for r in range(rounds)],
-                "evolving": [float(np.mean([l["evolving"][r] for l in loops])) for r in range(rounds)],
-                "relative_difference": per_round,
-                "arms_equal": all(l["arms"]["fixed"] == l["arms"]["evolving"] for l in loops)}
-        print(f"\nloop ({len(loops)} worlds): " + "; ".join(
-            f"round {r + 1} evolving vs fixed {d['mean']:+.1%} [{d['ci_low']:+.1%}, {d['ci_high']:+.1%}]"
-            for r, d in enumerate(per_round)))
     drift, stable = summary["drift"], summary["no_drift"]
     served_regret = [drift["regret"]["served"][f"{h:g}"] for h in HORIZONS]
     ope = {name: drift["ope"][name]["coverage"] for name in ("ips", "snips", "dr")}
@@ -196,7 +158,6 @@ def main() -> None:
         "ope": {c: summary[c]["ope"] for c in CONDITIONS},
         "reward_model": drift["reward_model"],
         "prior_impressions": drift["prior_impressions"],
-        "loop": loop,
         "seconds": round(time.perf_counter() - started, 1),
     }
     result["goals_met"] = {

@@ -206,12 +206,21 @@ def test_every_tab_through_the_api(client, tmp_path):
     assert "300 impressions served" in status
     assert sum(row[arms["headers"].index("pulls")] for row in arms["data"]) == 300
     assert max(row[chart["columns"].index("impressions")] for row in chart["data"]) == 300
+    status = client.predict(0, 20, api_name="/evolve")[0]
+    assert status.startswith("**Error:** candidates must be an integer from 1 to 50")
+    status, loop_table, loop_chart = client.predict(2, 20, api_name="/evolve")
+    assert "round 1 of the learning loop" in status and "300 impressions" in status
+    assert [row[0] for row in loop_table["data"]] == [1]
+    assert "retired" in loop_table["data"][0][loop_table["headers"].index("retired → added (why)")]
+    assert len(loop_chart["data"]) == 1
+    replaced = int(re.search(r"(\d+) arms replaced", status).group(1))
     client.predict(api_name="/approve_all")
     status, archive = client.predict(api_name="/export")
-    assert "exported 10 of 10 creatives" in status
+    shown = 10 + replaced  # the evolved arms' creatives join the pool; other candidates do not
+    assert f"exported {shown} of {shown} creatives" in status
     with zipfile.ZipFile(archive) as z:
         names = z.namelist()
-    assert "creatives.csv" in names and sum(n.endswith(".mask.png") for n in names) == 10
+    assert "creatives.csv" in names and sum(n.endswith(".mask.png") for n in names) == shown
     status = client.predict([handle_file(str(FASHION / "top_tshirt_red.png"))] * 4, "shoes", [],
                             "backdrop", api_name="/outfit")[0]
     assert "Error" in status and "do not fit" in status
@@ -517,6 +526,10 @@ def test_browser_walks_the_whole_flow(server):
                                "p => document.querySelector('#policies').innerText.includes(p))")
         page.wait_for_selector("#ctr-chart canvas, #ctr-chart svg", timeout=60_000)
         page.wait_for_function("document.querySelector('#arms').innerText.includes('%')")
+        page.get_by_label("Impressions an arm is given before it can retire").fill("20")
+        page.locator("#evolve").click()
+        wait_status("round 1 of the learning loop", timeout=300)
+        page.wait_for_function("document.querySelector('#loop-table').innerText.includes('retired')")
         assert "simulated world whose truth the studio cannot see" in page.locator(
             "#campaign-note").inner_text()
         time.sleep(1)

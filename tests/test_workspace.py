@@ -334,3 +334,26 @@ def test_with_studio_signing_the_ui_signs_and_the_export_says_so(tmp_path, monke
                    == "trusted" for c in creatives)
     assert {r["ai_generated"] for r in rows} == {
         "yes: compositeWithTrainedAlgorithmicMedia (XMP), C2PA signed"}
+
+
+def test_the_learning_loop_evolves_the_pool_from_the_campaign_clicks(tmp_path):
+    ws = _rendered(tmp_path / "loop")
+    with pytest.raises(StudioError, match="simulate some impressions first"):
+        ws.evolve_pool()
+    ws.simulate(3000)
+    before = ws._store().query("SELECT COUNT(*) FROM arms WHERE active = 1")[0][0]
+    with pytest.raises(StudioError, match="candidates must be"):
+        ws.evolve_pool(candidates=0)
+    assert ws.loop == [] and ws._store().last_round() == 0
+    table = ws.evolve_pool(candidates=2, min_impressions=50)
+    assert list(table["round"]) == [1] and table["impressions"][0] == 3000
+    assert table["true CTR %"][0] == pytest.approx(
+        100 * ws.campaign_arrays("value")["service"].mean(), abs=1e-3)
+    assert ws._store().query("SELECT COUNT(*) FROM arms WHERE active = 1")[0][0] == before
+    assert ws._store().last_round() == 1
+    changed = table["retired → added (why)"][0]
+    assert "retired" in changed and ("posterior mean" in changed or "upper bound" in changed)
+    with pytest.raises(StudioError, match="since the last round"):
+        ws.evolve_pool()
+    ws.simulate(500)  # the campaign goes on with the evolved pool
+    assert ws.evolve_pool(candidates=2, min_impressions=50)["impressions"].tolist() == [3000, 500]

@@ -22,6 +22,7 @@ back (``rollback``): retired arms come back, added ones retire.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,22 +90,24 @@ class EvolveSettings:
             raise StudioError(f"mutation must be in [0, 1], got {self.mutation!r}")
 
 
-def evolve(store: Store, *, catalog_images: dict[str, str],
-           settings: EvolveSettings = EvolveSettings(), engine: str = "auto",
+def evolve(store: Store, *, catalog_images: dict[str, str] | None = None,
+           products: dict | None = None, settings: EvolveSettings = EvolveSettings(), engine: str = "auto",
            size: str | None = None, reward_model=None, guidelines: Guidelines | None = None,
            seed: int = 0, safety: SafetySettings = SafetySettings(), clicks: list[dict] | None = None,
            refit_out: Path | None = None, echo=print) -> dict:
     """Run one round; return its record. ``reward_model``: a CTRModel or its file (the
     *past* model); without one, candidates are unscored and the first are added unranked.
     ``clicks``: rows of ``cluster_id, arm_id, creative_id, impressions, clicks`` (default:
-    the store's event log). ``refit_out``: where to save the refitted model. A new
+    the store's event log). The products' images come from ``catalog_images`` (product
+    id → image file) or, already loaded, from ``products`` (product id → Product). ``refit_out``: where to save the refitted model. A new
     creative the safety gate blocks (``safety``) counts for nothing: a candidate whose
     every creative is blocked is never added as an arm."""
     from reward import CTRModel
 
     rules = guidelines or Guidelines()
+    loaded = dict(products or {})
     products = store.product_categories()
-    missing = sorted(set(products) - set(catalog_images))
+    missing = sorted(set(products) - set(catalog_images or {}) - set(loaded))
     if missing:
         raise StudioError(f"no image for product {missing[0]!r}: pass the catalog the store was built from")
     model = CTRModel.load(reward_model) if isinstance(reward_model, (str, Path)) else reward_model
@@ -124,7 +127,9 @@ def evolve(store: Store, *, catalog_images: dict[str, str],
     chosen, notice = (load_engine(engine) if to_render else (None, None))
     if notice:
         echo(notice)
-    loaded = {pid: load_product(catalog_images[pid], name=pid) for pid in products} if to_render else {}
+    if to_render:
+        loaded.update({pid: load_product(catalog_images[pid], name=pid)
+                       for pid in products if pid not in loaded})
     notes, pixels = _render(store, to_render, products, loaded, chosen, rules, safety, size,
                             seed, round_id)
     store.add_prompts({"prompt_id": pid, "category": plan["category"],
@@ -241,8 +246,6 @@ def _render(store, plans, products, loaded, engine, rules, safety, size, seed, r
 
 
 def _tags(row: dict | None) -> dict:
-    import json
-
     if row is None:
         return {}
     tags = row["tags"]
@@ -260,13 +263,11 @@ def _records(store: Store, creative_ids: set[str]) -> dict[str, CreativeRecord]:
         for r in store.creatives() if r["creative_id"] in creative_ids}
 
 
-def _held(note: dict) -> bool:
-    """Whether the safety gate blocked this new creative (it can be no arm's creative)."""
+def _held(note: dict) -> bool:  # blocked by the safety gate: no arm's creative
     return bool((note["manifest"].get("safety") or {}).get("blocked"))
 
 
-def _mean(values) -> float:
-    """Mean of the known (non-NaN) scores; NaN when none is known."""
+def _mean(values) -> float:  # of the known (non-NaN) scores; NaN when none is
     known = [v for v in values if not np.isnan(v)]
     return float(np.mean(known)) if known else float("nan")
 
@@ -277,8 +278,7 @@ def rounds(store: Store) -> list[dict]:
 
 
 def rollback(store: Store, to_round: int) -> int:
-    """Undo every round after ``to_round`` (0 = back to the batch's pool); returns how
-    many pool records were undone."""
+    """Undo the rounds after ``to_round`` (0: the batch's pool); returns the pool records undone."""
     return store.rollback_rounds(to_round)
 
 

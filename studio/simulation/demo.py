@@ -34,7 +34,7 @@ def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:
              size: str | None = None, rounds: int = 2, drift: bool = True, seed: int = 0,
              echo: Callable[[str], None] = print) -> dict:
     """Run the demo into ``out``; return the one-line summary as a dict. With ``rounds``,
-    the learning loop follows: ``rounds + 1`` rounds of ``impressions // 4`` per pool."""
+    the learning loop follows: ``rounds + 1`` rounds of ``impressions // 2`` per pool."""
     started = time.perf_counter()
     out = Path(out)
     stage = build_stage(out, engine=engine, size=size, placements=tuple(formats),
@@ -57,10 +57,10 @@ def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:
     panel = write_panel(out, service, best, stage.catalog, engine=engine, seed=seed, echo=echo)
     loop = None
     if rounds > 0:
-        echo(f"learning loop: {rounds + 1} rounds of {max(1, impressions // 4):,} impressions, "
+        echo(f"learning loop: {rounds + 1} rounds of {max(1, impressions // 2):,} impressions, "
              "fixed pool vs evolving pool (equal arms, equal impressions)")
         loop = run_loop(stage, prepared, out / "loop", rounds=rounds + 1,
-                        impressions=max(1, impressions // 4), engine=engine, size=size,
+                        impressions=max(1, impressions // 2), engine=engine, size=size,
                         served=served, seed=seed, echo=echo)
     report = write_report(out, result, service, world=world, judgement=prepared.judgement,
                           model_metadata=prepared.model.metadata_, engine=stage.engine,

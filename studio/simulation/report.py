@@ -152,11 +152,17 @@ def _panel_section(panel: dict) -> list[str]:
 
 
 def _loop_section(out: Path, loop: dict, plt) -> list[str]:
-    rounds = np.arange(1, len(loop["fixed"]) + 1)
+    """CTR per round of the fixed and the evolving pool, and what each round did and why."""
+    from .loop import DEFAULT_VARIANT
+
+    evolving = DEFAULT_VARIANT if DEFAULT_VARIANT in loop["ctr"] else next(
+        n for n in loop["ctr"] if n != "fixed")
+    rounds = np.arange(1, len(loop["ctr"]["fixed"]) + 1)
     figure, axis = plt.subplots(figsize=(7, 4))
-    for name, colour in (("evolving", "#2ca02c"), ("fixed", COLOURS["service"])):
-        axis.plot(rounds, loop[name], marker="o", label=name, color=colour)
-    axis.set(xlabel="round", ylabel="true CTR", title="Learning loop: CTR per round")
+    for name, label, colour in ((evolving, "evolving pool", "#2ca02c"),
+                                ("fixed", "fixed pool", COLOURS["service"])):
+        axis.plot(rounds, 100 * np.array(loop["ctr"][name]), marker="o", label=label, color=colour)
+    axis.set(xlabel="round", ylabel="true CTR (%)", title="Learning loop: CTR per round")
     axis.set_xticks(rounds)
     axis.legend()
     figure.tight_layout()
@@ -164,14 +170,29 @@ def _loop_section(out: Path, loop: dict, plt) -> list[str]:
     plt.close(figure)
     lines = ["", "## Learning loop", "",
              "Both pools start from the campaign's arms and serve the same impressions "
-             f"({loop['impressions_per_round']:,} per round) through the selection service; "
-             "between rounds the evolving pool retires the arm with the lowest learned mean in "
-             "every pool and adds the best-scored recombination of its winners (scored by the "
-             "past reward model; no extra impressions). Arm counts stay equal.", "",
-             "| round | fixed pool | evolving pool | arms (fixed / evolving) |", "|---|---|---|---|"]
-    for r, (f, e, a, b) in enumerate(zip(loop["fixed"], loop["evolving"], loop["arms"]["fixed"],
-                                         loop["arms"]["evolving"]), 1):
-        lines.append(f"| {r} | {f:.3%} | {e:.3%} | {a} / {b} |")
+             f"({loop['impressions_per_round']:,} per round) through the served bandit; between "
+             "rounds the evolving pool runs `studio evolve`: it retires only arms whose clicks "
+             "condemn them, breeds candidates from the winners (their slots inherited, some "
+             "mutated), scores them with the reward model refitted on the campaign's clicks "
+             "(as far as held-out creatives support) and adds the best. Candidates draw no "
+             "impressions; arm counts stay equal. One world is a demonstration: the evidence "
+             "is `bench/loop.py` (README, Evidence).", "",
+             "| round | fixed pool | evolving pool | difference | arms (fixed / evolving) | "
+             "before the round: retired / added (scorer) |", "|---|---|---|---|---|---|"]
+    log = {entry["round"] + 1: entry for entry in loop["log"][evolving]}
+    for r in rounds:
+        f, e = loop["ctr"]["fixed"][r - 1], loop["ctr"][evolving][r - 1]
+        entry = log.get(r)
+        did = (f"{entry['retired']} / {entry['added']} in {entry['pools_changed']} of "
+               f"{entry['pools']} pools ({entry['scorer']})" if entry else "—")
+        lines.append(f"| {r} | {f:.3%} | {e:.3%} | {e / f - 1:+.1%} | {loop['arms']['fixed'][r - 1]}"
+                     f" / {loop['arms'][evolving][r - 1]} | {did} |")
+    examples = [(entry["round"], x) for entry in loop["log"][evolving] for x in entry["examples"]]
+    if examples:
+        lines += ["", "What the rounds retired and why (first of each round):", ""]
+        for round_id, x in examples[:6]:
+            lines.append(f"- round {round_id}, {x['pool']}: retired “{x['retired']}” — "
+                         f"{x['why']}; added “{x['added']}”")
     return lines + ["", "![Learning loop](loop.png)", ""]
 
 

@@ -97,6 +97,7 @@ class Workspace:
         self.scoring: str | None = None  # which model scored the last render, one line
         self.world = None  # the WorldSession of the last render (demo audience only)
         self.campaign: list = []  # CampaignResult of every "Simulate", in order
+        self.loop: list[dict] = []  # one entry per "Evolve the pool" round
 
     # ------------------------------------------------------------ product
     def load_product(self, image_path, *, mask_path=None, category: str = "generic",
@@ -306,6 +307,7 @@ class Workspace:
         self.engine = load_engine(engine)
         store = self._fresh_store()
         self.world, self.scoring, self.campaign, self.model = None, None, [], None
+        self.loop = []
         self.states, self.files = {}, {}
         jobs = [(int(row.cluster), str(row.prompt), name, seed,
                  _copy(row.headline, row.cta) if copy else None)
@@ -420,21 +422,26 @@ class Workspace:
         report(1.0, desc="done")
 
     def creatives(self) -> list[dict]:
-        """The shown creatives (not those set aside by a regenerate), by cluster, with
-        their cluster's name, preset, predicted CTR and approval state — "blocked: <why>"
-        while the safety gate holds one (``held``) and no reviewer has overridden it."""
+        """The shown creatives (not those set aside by a regenerate, nor a learning-loop
+        candidate that did not become an arm), by cluster, with their cluster's name,
+        preset ("loop round N" for an evolved arm's), predicted CTR and approval state —
+        "blocked: <why>" while the safety gate holds one (``held``) and no reviewer has
+        overridden it."""
         store = self._store()
         names = self.cluster_names()
         rows = sorted(store.creatives(), key=lambda r: (r["cluster_id"], r["prompt_id"],
                                                          r["seed"], r["creative_id"]))
-        shown = [r for r in rows if self.states.get(r["creative_id"]) != "replaced"]
+        shown = [r for r in rows if self.states.get(r["creative_id"]) != "replaced"
+                 and (r["selected"] or not r["job_key"].startswith("evolve|"))]
         return [{"id": r["creative_id"], "number": i, "cluster": r["cluster_id"],
                  "name": names.get(r["cluster_id"], f"cluster {r['cluster_id']}"),
-                 "format": r["format"], "preset": r["job_key"].split("|")[1],
+                 "format": r["format"], "preset": _preset_of(r["job_key"]),
                  "seed": r["seed"], "predicted_ctr": r["reward"],
                  "path": str(store.file_path(r["image_sha256"])),
-                 "files": {name: str(store.file_path(sha))
-                           for name, sha in self.files.get(r["creative_id"], {}).items()},
+                 "files": {name: str(store.file_path(sha)) for name, sha in (
+                     self.files.get(r["creative_id"]) or {  # an evolved arm's: image and mask
+                         r["manifest"]["image"]: r["image_sha256"],
+                         r["manifest"]["mask"]: r["mask_sha256"]}).items()},
                  "manifest": r["manifest"], "copy": r["manifest"].get("copy"),
                  "held": not r["servable"],
                  "state": self.states.get(r["creative_id"], "pending") if r["servable"] else
@@ -576,6 +583,54 @@ class Workspace:
         service.snapshot()  # the next call's service starts here instead of replaying
         self.campaign.append(result)
         return self.policy_table()
+
+    def evolve_pool(self, *, candidates: int = 4, min_impressions: int = 100,
+                    seed: int = 0) -> pd.DataFrame:
+        """One round of the learning loop (``studio evolve``) on the workspace store from
+        the clicks the campaign has earned so far: arms the clicks condemn retire, the
+        winners' children (fresh template prompts where a winner has no slots) are
+        rendered, scored by the render's reward model refitted on those clicks, and the
+        best take their place (``min_impressions``: what an arm is given before it can be
+        the last one retired). Returns the loop table: per round the service's true CTR
+        over its impressions, what retired and was added, and why."""
+        from ..learning.evolve import EvolveSettings, evolve
+
+        if not self.campaign:
+            raise StudioError("simulate some impressions first: a round learns from clicks")
+        if self.model is None:
+            raise StudioError("render and score creatives first")
+        settings = EvolveSettings(candidates=int(candidates), min_arms=1,  # bad values fail here
+                                  min_impressions=int(min_impressions))
+        start = sum(entry["impressions"] for entry in self.loop)
+        served = self.campaign_arrays("value")["service"][start:]
+        if not len(served):
+            raise StudioError("simulate impressions since the last round first")
+        texts = self._store().prompt_texts()
+        record = evolve(self._store(), products={self.info.name: self.product}, settings=settings,
+                        engine=self.settings["engine"], size=self.settings.get("size"), reward_model=self.model,
+                        guidelines=self.guidelines, seed=seed + len(self.loop),
+                        echo=lambda message: None)
+        texts.update(self._store().prompt_texts())
+        names = self.cluster_names()
+        changes = [f"cluster {p['cluster_id']} ({names.get(p['cluster_id'], '')}): retired "
+                   f"“{texts[a][:60]}” — {p['reasons'][a]}; added “{texts[n][:60]}”"
+                   for p in record["pools"] for a, n in zip(p["retired"], p["added"])]
+        self.loop.append({"round": len(self.loop) + 1, "impressions": len(served),
+                          "true CTR": float(served.mean()), "scorer": record["scorer"],
+                          "changes": changes})
+        return self.loop_table()
+
+    def loop_table(self) -> pd.DataFrame:
+        """One row per learning-loop round: impressions served before it, the service's
+        true CTR over them (%), and what the round retired and added, and why."""
+        return pd.DataFrame([{
+            "round": e["round"], "impressions": e["impressions"],
+            "true CTR %": round(100 * e["true CTR"], 3),
+            "scored by": f"{e['scorer']} reward model",
+            "retired → added (why)": "; ".join(e["changes"]) or
+                                    "nothing: no arm is condemned by its clicks yet"}
+            for e in self.loop], columns=["round", "impressions", "true CTR %", "scored by",
+                                          "retired → added (why)"])
 
     def impressions_served(self) -> int:
         """Simulated impressions so far (per policy) in this render's campaign."""
@@ -736,6 +791,13 @@ def _copy(headline, cta) -> AdCopy | None:
     """The copy of a prompt row, or None when it has neither headline nor CTA."""
     headline, cta = _text(headline), _text(cta)
     return AdCopy(headline, cta) if headline or cta else None
+
+
+def _preset_of(job_key: str) -> str:
+    """The preset a creative was rendered for, from its job key (an evolved arm's key
+    is ``evolve|round|...``: it was rendered at its format in that loop round)."""
+    parts = job_key.split("|")
+    return f"loop round {parts[1]}" if parts[0] == "evolve" else parts[1]
 
 
 def _percent(value) -> str | None:
