@@ -109,6 +109,23 @@ def test_demo_refuses_a_huge_size_before_it_starts(tmp_path, monkeypatch):
                                  "--out", str(out)])
     _one_error(result, "100000 is over the 2048 px limit")
     assert not out.exists()
+    result = runner.invoke(app, ["demo", "--engine", "backdrop", "--generator", "gpt",
+                                 "--out", str(out)])
+    _one_error(result, "generator")
+    assert not out.exists()
+
+
+def test_demo_passes_its_prompt_writer_to_the_campaign(tmp_path, monkeypatch):
+    seen = {}
+
+    def record(out, **kwargs):
+        seen.update(kwargs)
+        raise Reached("the demo started")
+
+    monkeypatch.setattr("studio.simulation.demo.run_demo", record)
+    runner.invoke(app, ["demo", "--engine", "backdrop", "--generator", "llm",
+                        "--out", str(tmp_path / "demo")])
+    assert seen["generator"] == "llm"
 
 
 def test_ui_size_field_is_bounded_before_the_engine_loads(monkeypatch):

@@ -1,4 +1,8 @@
-"""Commands that make prompts and creatives: prompts, render, demo, outfit."""
+"""Commands that make prompts and creatives: prompts, render, demo, outfit.
+
+Why this module is long: the four commands share their option checks (engines,
+formats, sizes, presets, writers) and are the one place the CLI makes creatives.
+"""
 
 from __future__ import annotations
 
@@ -225,6 +229,9 @@ def demo(
     drift: bool = typer.Option(True, "--drift/--no-drift", help="Whether the world's tastes "
                                "drift between the past and the campaign, and during it."),
     seed: int = typer.Option(0, help="Seed of the whole run (and of the simulated world)."),
+    generator: str = typer.Option("template", help="Campaign prompt writer: template, or llm "
+                                  "(the bundled SmolLM2-135M-Instruct offline; ~2 s a prompt "
+                                  "on a CPU)."),
 ) -> None:
     """The whole flow on the bundled assets, judged in a hidden-truth world.
 
@@ -248,13 +255,14 @@ def demo(
             raise InputError(f"impressions must be at least 1, got {impressions}")
         if rounds < 0:
             raise InputError(f"rounds must be >= 0, got {rounds}")
+        choice(generator, ("template", "llm"), "generator")
         top_m = min(4, per_cluster) if top_m is None else top_m
         if per_cluster < 1 or not 1 <= top_m <= per_cluster:
             raise InputError(f"need per-cluster >= 1 and 1 <= top-m <= per-cluster, got "
                              f"{per_cluster} and {top_m}")
         result = run_demo(out, engine=engine, formats=wanted, impressions=impressions,
                           per_cluster=per_cluster, top_m=top_m, size=size, rounds=rounds,
-                          drift=drift, seed=seed, echo=typer.echo)
+                          drift=drift, seed=seed, generator=generator, echo=typer.echo)
     typer.echo(json.dumps(result))
 
 

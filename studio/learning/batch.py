@@ -40,7 +40,7 @@ from ..errors import StudioError
 from ..inputs.audience import Audience
 from ..inputs.catalog import load_catalog
 from ..inputs.tables import load_users
-from ..prompts import TemplateGenerator, category_product, make_copy_writer
+from ..prompts import category_product, make_copy_writer, make_generator
 from ..store import Store, is_dsn
 from ..store.pools import prompt_id as make_prompt_id
 from .arms import score_and_choose_arms
@@ -77,6 +77,10 @@ class BatchSettings:
     #: each, so an arm is a (scene, copy) pair and the bandit learns copy × image. 0: no
     #: copy on the creatives.
     copies: int = 0
+    #: The prompt writer (``make_generator``: template, llm with ``generator_model`` or the
+    #: bundled model).
+    generator: str = "template"
+    generator_model: str | None = None
     #: The brand kit the copy is written and laid out in (default: the example kit).
     brand_kit: str | None = None
     #: The safety gate's NSFW threshold for the creatives this run renders (0..1).
@@ -231,7 +235,7 @@ def _prompts(store: Store, catalog, products: dict, audience: Audience,
 
     With ``settings.copies``, each scene prompt is paired with each of the cluster's
     copies: one prompt record (one arm) per pair, the copy in its ``tags``."""
-    generator = TemplateGenerator()
+    generator = make_generator(settings.generator, model=settings.generator_model)
     copy_writer = (make_copy_writer("template", brand=brand_kit(settings.brand_kit))
                    if settings.copies else None)
     result: dict[str, list[dict]] = {}

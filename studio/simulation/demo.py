@@ -32,14 +32,14 @@ from .world import World, WorldConfig
 def run_demo(out: Path, *, engine: str = "auto", formats: tuple[str, ...] = ("1:1", "9:16"),
              impressions: int = 50_000, per_cluster: int = 6, top_m: int = 4,
              size: str | None = None, rounds: int = 2, drift: bool = True, seed: int = 0,
-             echo: Callable[[str], None] = print) -> dict:
+             generator: str = "template", echo: Callable[[str], None] = print) -> dict:
     """Run the demo into ``out``; return the one-line summary as a dict. With ``rounds``,
     the learning loop follows: ``rounds + 1`` rounds of ``impressions // 2`` per pool."""
     started = time.perf_counter()
     out = Path(out)
     stage = build_stage(out, engine=engine, size=size, placements=tuple(formats),
                         per_cluster=per_cluster, past_per_cluster=per_cluster, top_m=top_m,
-                        seed=seed, watermark=True, echo=echo)
+                        seed=seed, watermark=True, generator=generator, echo=echo)
     world = World(seed, WorldConfig() if drift else WorldConfig().without_drift())
     echo(f"world {seed}: training the reward model on the past period and judging it on "
          "the campaign's held-out creatives")

@@ -77,10 +77,11 @@ def build_stage(out: Path, *, engine: str = "backdrop", size: str | None = "256"
                 past_per_cluster: int = 6, top_m: int = 4, heldout_per_cluster: int = 0,
                 catalog: Path | None = None,
                 users_path: Path | None = None, past_users: int = 5000, seed: int = 0,
-                watermark: bool = False, echo: Callable[[str], None] = print) -> Stage:
+                watermark: bool = False, generator: str = "template", echo: Callable[[str], None] = print) -> Stage:
     """Render (or reuse: ``studio batch`` resumes) both stores under ``out`` (and, with
     ``heldout_per_cluster``, a third of prompts of another seed that judges the loop's
-    reward models)."""
+    reward models). ``generator`` writes the campaign's prompts (the past's are template
+    prompts of another seed)."""
     out = Path(out)
     catalog = Path(catalog or assets_dir() / "demo" / "catalog.csv")
     users_path = Path(users_path or assets_dir() / "demo" / "users.csv")
@@ -96,7 +97,8 @@ def build_stage(out: Path, *, engine: str = "backdrop", size: str | None = "256"
         past_store.audience().save(clusters)
     echo("rendering the campaign's creatives")
     run_batch(catalog, clusters, out / "store",
-              BatchSettings(per_cluster=per_cluster, top_m=top_m, **common), echo=echo)
+              BatchSettings(per_cluster=per_cluster, top_m=top_m, generator=generator, **common),
+              echo=echo)
     heldout = None
     if heldout_per_cluster:
         echo("rendering held-out creatives (prompts of a third seed)")
