@@ -90,6 +90,8 @@ def test_many_unknown_keys_do_not_stall_health(fresh_store):
     ('"interests": "' + ";".join(f"t{i}" for i in range(150)) + '"', "user.interests"),
     ('"interests": [1, 2]', "user.interests"),
     ('"segment": Infinity', "user.segment"),
+    ('"region": "\\ud800"', "user.region"),  # a lone surrogate: JSON holds it, UTF-8 cannot
+    ('"interests": "hiking;\\udfff"', "user.interests"),
 ])
 def test_non_finite_huge_and_malformed_features_are_422(fresh_store, raw, field):
     user = json.dumps(HIKER)[1:-1]
@@ -99,6 +101,18 @@ def test_non_finite_huge_and_malformed_features_are_422(fresh_store, raw, field)
         assert response.status_code == 422, response.text
         assert response.json()["error"].startswith(field)
     assert _events(fresh_store) == 0
+
+
+@pytest.mark.parametrize("value", ["true", "false", '"1"', "1.0"])
+def test_a_cluster_id_must_be_an_integer_not_a_boolean_or_text(fresh_store, value):
+    body = '{"product_id": "mug", "cluster_id": ' + value + "}"
+    with TestClient(create_app(fresh_store, api_key=KEY)) as client:
+        response = client.post("/v1/select", content=body, headers=JSON_AUTH)
+        assert response.status_code == 422, response.text
+        assert "cluster_id" in response.json()["error"]
+        assert client.post("/v1/select", json={"product_id": "mug", "cluster_id": 1},
+                           headers=JSON_AUTH).status_code == 200
+    assert _events(fresh_store) == 1
 
 
 def test_unknown_keys_are_422_naming_them(fresh_store):

@@ -113,7 +113,7 @@ def _check_scalar(key: str, value):
     if isinstance(value, str):
         if len(value) > MAX_FEATURE_TEXT:
             raise StudioError(f"user.{key}: text longer than {MAX_FEATURE_TEXT} characters")
-        return value
+        return _check_encodable(key, value)
     number = _check_number(key, value)
     if number is _NOT_A_NUMBER:
         raise StudioError(f"user.{key}: must be text, a number, a boolean or null, got "
@@ -137,4 +137,14 @@ def _check_tags(key: str, value) -> str:
         raise StudioError(f"user.{key}: longer than {MAX_FEATURE_TEXT} characters")
     if len(TAG_SPLIT.split(value)) > MAX_TAGS:
         raise StudioError(f"user.{key}: at most {MAX_TAGS} tags")
+    return _check_encodable(key, value)
+
+
+def _check_encodable(key: str, value: str) -> str:
+    """Text the store and JSON can hold: valid Unicode (no lone surrogate, which JSON's
+    \\ud800 escape can carry but UTF-8 cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StudioError(f"user.{key}: text that is not valid Unicode (a lone surrogate)") from None
     return value

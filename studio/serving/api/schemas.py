@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from ..config import PLACEMENTS
 
@@ -25,7 +25,7 @@ class SelectRequest(BaseModel):
         None, description="The user's features: the columns of the store audience's user "
         "table (null imputes one; unknown keys are refused). Numbers finite within ±1e9, "
         "text up to 1,000 characters, interests as ';'-separated text or a list (≤ 100 tags).")
-    cluster_id: Optional[int] = Field(None, ge=0, le=1_000_000)
+    cluster_id: Optional[StrictInt] = Field(None, ge=0, le=1_000_000)  # true is no id
     context: Placement = Placement()
 
     @model_validator(mode="after")
