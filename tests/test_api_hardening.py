@@ -115,6 +115,19 @@ def test_a_cluster_id_must_be_an_integer_not_a_boolean_or_text(fresh_store, valu
     assert _events(fresh_store) == 1
 
 
+def test_an_error_never_echoes_a_huge_key_back(fresh_store):
+    key = "k" * 60_000
+    body = json.dumps({"product_id": "mug", "cluster_id": 1, key: 1,
+                       **{f"extra{i}": i for i in range(50)}})
+    with TestClient(create_app(fresh_store, api_key=KEY)) as client:
+        response = client.post("/v1/select", content=body, headers=JSON_AUTH)
+    assert response.status_code == 422 and len(response.content) < 4000, len(response.content)
+    answer = response.json()
+    assert answer["error"].startswith("k" * 40 + "…") and answer["errors"] == 51
+    assert len(answer["detail"]) == 5
+    assert _events(fresh_store) == 0
+
+
 def test_unknown_keys_are_422_naming_them(fresh_store):
     with TestClient(create_app(fresh_store, api_key=KEY)) as client:
         response = client.post("/v1/select", headers=AUTH, json=_select_body(

@@ -18,12 +18,26 @@ async def http_error(request, exc: StarletteHTTPException):
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
+#: An error body names at most this many problems, each field name cut to an excerpt:
+#: a 60 KB unknown key is never echoed back whole.
+SHOWN_ERRORS, EXCERPT = 5, 40
+
+
+def _excerpt(part) -> str | int:
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
+
+
 async def invalid(request, exc: RequestValidationError):
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
-    detail = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
-    return JSONResponse({"error": f"{where or 'request'}: {first.get('msg')}",
-                         "detail": detail}, status_code=422)
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(_excerpt(p)) for p in first.get("loc", []) if p != "body")
+    detail = [{"loc": [_excerpt(p) for p in e.get("loc", [])], "msg": str(e.get("msg"))[:200],
+               "type": e.get("type")} for e in errors[:SHOWN_ERRORS]]
+    return JSONResponse({"error": f"{where or 'request'}: {str(first.get('msg'))[:200]}",
+                         "detail": detail, "errors": len(errors)}, status_code=422)
 
 
 async def studio_error(request, exc: ValueError):
