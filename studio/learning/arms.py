@@ -23,8 +23,7 @@ def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int
     arms are added or re-scored and retired ones stay retired. A creative the safety gate
     blocked (and no reviewer overrode) is left unscored and unselected, so it is never an
     arm's creative, and a prompt whose every creative is blocked is never an arm."""
-    from ..creatives.records import CreativeRecord
-    from .scoring import creative_tables
+    from .scoring import creative_tables, store_records
 
     everything = store.creatives()
     rows = [r for r in everything if r["servable"]]
@@ -33,13 +32,7 @@ def score_and_choose_arms(store: Store, audience: Audience, model, *, top_m: int
         if blocked:
             store.set_scores_and_arms(blocked, {}, strength=None, replace_arms=replace_arms)
         return
-    from PIL import Image
-
-    records = [CreativeRecord(r["creative_id"], r["product_id"], r["format"],
-                              r["manifest"]["prompt"],
-                              np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
-                              np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127)
-               for r in rows]
+    records = store_records(store, rows)
     if model is None:
         scores = np.full(len(records), np.nan)
     else:

@@ -41,7 +41,7 @@ from ..store.pools import prompt_id
 from .breeding import BREEDING, breed
 from .refit import refit_on_clicks
 from .retirement import RULES, ArmEvidence, choose_retirements
-from .scoring import creative_tables
+from .scoring import creative_tables, store_records
 
 #: Prior strength of an arm whose reward model has no calibrated one (the service's default).
 DEFAULT_PRIOR_IMPRESSIONS = 100.0
@@ -254,13 +254,8 @@ def _tags(row: dict | None) -> dict:
 
 def _records(store: Store, creative_ids: set[str]) -> dict[str, CreativeRecord]:
     """The store's creatives of ``creative_ids`` with their pixels (for the refit)."""
-    from PIL import Image
-
-    return {r["creative_id"]: CreativeRecord(
-        r["creative_id"], r["product_id"], r["format"], r["manifest"]["prompt"],
-        np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
-        np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127)
-        for r in store.creatives() if r["creative_id"] in creative_ids}
+    rows = [r for r in store.creatives() if r["creative_id"] in creative_ids]
+    return {r.creative_id: r for r in store_records(store, rows)}
 
 
 def _held(note: dict) -> bool:  # blocked by the safety gate: no arm's creative

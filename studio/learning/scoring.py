@@ -24,6 +24,16 @@ from ..inputs.audience import Audience
 from ..inputs.tables import load_users
 
 
+def store_records(store, rows: list[dict]) -> list[CreativeRecord]:
+    """``CreativeRecord``s (with their pixels and masks) of a store's creative rows."""
+    from PIL import Image
+
+    return [CreativeRecord(r["creative_id"], r["product_id"], r["format"], r["manifest"]["prompt"],
+                           np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
+                           np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127)
+            for r in rows]
+
+
 def creative_tables(records: list[CreativeRecord], *, clip: str | None = None,
                     cache: FeatureCache | None = None):
     """(image features (m, 13), semantic features) of creatives, in order. The semantic

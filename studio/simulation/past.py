@@ -22,14 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from reward.model import evaluate_scores
 
 from ..creatives.records import CreativeRecord
 from ..errors import StudioError
 from ..inputs.audience import Audience
-from ..learning.scoring import train_reward_model
+from ..learning.scoring import store_records, train_reward_model
 from ..store import Store
 from .world import World
 
@@ -47,11 +46,7 @@ class Creatives:
     @classmethod
     def from_store(cls, store: Store) -> "Creatives":
         rows = store.creatives()
-        records = [CreativeRecord(
-            r["creative_id"], r["product_id"], r["format"], r["manifest"]["prompt"],
-            np.asarray(Image.open(store.file_path(r["image_sha256"])).convert("RGB")),
-            np.asarray(Image.open(store.file_path(r["mask_sha256"]))) > 127) for r in rows]
-        return cls(records, np.array([r["cluster_id"] for r in rows]))
+        return cls(store_records(store, rows), np.array([r["cluster_id"] for r in rows]))
 
     def read(self, world: World):
         return world.read([r.creative_id for r in self.records], [r.prompt for r in self.records],
